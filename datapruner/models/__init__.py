@@ -1,0 +1,7 @@
+"""Model backends shared by every scorer: sentence embedder and reference causal LM."""
+
+from datapruner.models.causal_lm import CausalLM, TokenStats, load_tokenizer
+from datapruner.models.embedder import Embedder
+from datapruner.models.loading import BUNDLED_EMBEDDER, BUNDLED_LM, set_threads
+
+__all__ = ["BUNDLED_EMBEDDER", "BUNDLED_LM", "CausalLM", "Embedder", "TokenStats", "load_tokenizer", "set_threads"]

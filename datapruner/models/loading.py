@@ -1,0 +1,77 @@
+"""Resolve model names to local folders, offline-first.
+
+Model hubs are often unreachable where datapruner runs. A name that is neither a local folder nor
+already in the Hugging Face cache fails at once with a message saying how to point at a folder,
+instead of hanging on a network call.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from datapruner.errors import ModelLoadError
+
+BUNDLED_EMBEDDER = "bundled-minilm"
+BUNDLED_LM = "bundled-smollm2"
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op thread count (None keeps torch's default); returns the count in force."""
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise ModelLoadError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
+
+
+def offline_mode() -> bool:
+    """True unless the user explicitly allows hub downloads with HF_HUB_OFFLINE=0."""
+    return os.environ.get("HF_HUB_OFFLINE", "1").strip().lower() not in {"0", "false", "no"}
+
+
+def ensure_offline_env() -> None:
+    """Make the Hugging Face libraries fail fast instead of retrying network calls."""
+    if offline_mode():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def resolve_hf_model(name_or_path: str, *, kind: str, flag: str) -> str:
+    """Return a local folder (or a cached hub name) that `from_pretrained` can load offline.
+
+    Parameters
+    ----------
+    name_or_path : a local folder, or a hub name such as ``org/model``.
+    kind : what the model is for, used in the error ("causal LM", "embedder", "tokenizer").
+    flag : the CLI flag or config key the user sets to point at a folder.
+    """
+    ensure_offline_env()
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{kind} path {str(path)!r} is a file; pass the model's folder")
+        return str(path)
+    if not offline_mode():
+        return name_or_path
+    if _in_hf_cache(name_or_path):
+        return name_or_path
+    raise ModelLoadError(
+        f"{kind} {name_or_path!r} is not a local folder and is not in the Hugging Face cache, "
+        f"and downloads are off (offline). Copy the model folder to this machine and pass its "
+        f"path with {flag}, e.g. {flag} /models/{name_or_path.split('/')[-1]}; "
+        f"or set HF_HUB_OFFLINE=0 where the hub is reachable."
+    )
+
+
+def _in_hf_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
+        return False
+    if name.count("/") != 1:
+        return False
+    found = try_to_load_from_cache(name, "config.json")
+    return isinstance(found, str)
