@@ -1,0 +1,9 @@
+"""Scorers: one module per method of METHODS.md. Importable as `datapruner.scorers`.
+
+`CATALOG` maps each scorer name (as written in a config) to the module defining its `ScoreStep`.
+Adding a method = a new module here + one line below.
+"""
+
+CATALOG = {
+    "perplexity": "datapruner.scorers.perplexity",
+}

@@ -93,6 +93,7 @@ def bundled_lm_folder() -> Path:
 
 
 def resolve_lm(name: str) -> str:
+    ensure_offline_env()
     if name == BUNDLED_LM:
         return str(bundled_lm_folder())
     return resolve_hf_model(name, kind="causal LM", flag="--lm")

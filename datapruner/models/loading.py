@@ -33,7 +33,17 @@ def offline_mode() -> bool:
 
 
 def ensure_offline_env() -> None:
-    """Make the Hugging Face libraries fail fast instead of retrying network calls."""
+    """Make the Hugging Face libraries fail fast instead of retrying network calls.
+
+    Their own progress bars are silenced too: datapruner reports progress through one API.
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
     if offline_mode():
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

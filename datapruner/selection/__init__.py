@@ -1,0 +1,69 @@
+"""Selection policies, found by name. Add a policy: a module here and one line in CATALOG."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from datapruner.errors import ConfigError
+from datapruner.selection.base import Policy
+
+# policy name -> module defining a Policy subclass with that name
+CATALOG = {
+    "top_fraction": "datapruner.selection.ranking",
+    "band": "datapruner.selection.ranking",
+    "threshold": "datapruner.selection.ranking",
+}
+
+KEPT = "kept"
+
+
+def make_policy(spec: Mapping[str, Any]) -> Policy:
+    """Build a policy from a config mapping such as ``{"policy": "band", "score": "perplexity", ...}``."""
+    spec = dict(spec)
+    name = spec.pop("policy", None)
+    if name not in CATALOG:
+        raise ConfigError("selection[].policy", name, f"one of {sorted(CATALOG)}")
+    module = importlib.import_module(CATALOG[name])
+    for obj in vars(module).values():
+        if inspect.isclass(obj) and issubclass(obj, Policy) and obj.name == name:
+            return obj(**spec)
+    raise RuntimeError(f"{CATALOG[name]} defines no policy named {name!r}")
+
+
+def apply_policies(
+    policies: Sequence[Policy],
+    scores: Mapping[str, np.ndarray],
+    *,
+    valid: np.ndarray,
+    invalid_reason: np.ndarray,
+    on_invalid: str = "drop",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the chain. Returns `keep` (N,) bool and `reason` (N,) str: "kept" or why the row was dropped."""
+    n = len(valid)
+    reason = np.full(n, KEPT, dtype=object)
+    alive = np.ones(n, dtype=bool)
+    if on_invalid == "drop":
+        reason[~valid] = np.char.add("invalid:", invalid_reason[~valid].astype(str)).astype(object)
+        alive &= valid
+    elif on_invalid != "keep":
+        raise ConfigError("on_invalid", on_invalid, "'drop' or 'keep'")
+    for policy in policies:
+        kept = policy.select(scores, alive.copy())
+        if np.any(kept & ~alive):
+            raise RuntimeError(f"policy {policy.name} kept rows that were not candidates")
+        dropped = alive & ~kept
+        text = policy.reason()
+        col = policy.score_column
+        if col is not None and col in scores:
+            values = np.asarray(scores[col], dtype=np.float64)
+            missing = dropped & np.isnan(values)
+            reason[dropped & ~missing] = text
+            reason[missing] = f"{text}[missing {col}]"
+        else:
+            reason[dropped] = text
+        alive = kept
+    return alive, reason

@@ -1,0 +1,70 @@
+"""Flags shared by the curation subcommands, and the dict config they build."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("models")
+    g.add_argument("--threads", type=int, default=None, help="torch threads (default: config, else 1)")
+    g.add_argument("--lm", default=None, help="reference causal LM: 'bundled-smollm2' or a Hugging Face folder")
+    g.add_argument("--embedder", default=None, help="embedder: 'bundled-minilm' or a sentence-transformers folder")
+
+
+def add_input_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("input")
+    g.add_argument("--input", required=True, help="Parquet/JSONL/CSV/TSV file, folder, glob, or saved `datasets` folder")
+    g.add_argument("--format", default="auto", help="auto | parquet | jsonl | csv | tsv | hf_disk")
+    g.add_argument("--text-column", default="text")
+    g.add_argument("--label-column", default=None)
+    g.add_argument("--id-column", default=None)
+    g.add_argument("--prompt-column", default=None)
+    g.add_argument("--response-column", default=None)
+    g.add_argument("--batch-size", type=int, default=1024, help="rows per streamed batch")
+    g.add_argument("--random-state", type=int, default=0)
+    g.add_argument("--engine", default="local", help="local | ray")
+    p.add_argument("--scorer", action="append", required=True, help="scorer name (repeatable); see `datapruner info`")
+    p.add_argument("--param", action="append", default=[], metavar="SCORER.KEY=VALUE", help="scorer parameter, e.g. perplexity.response_only=true")
+    p.add_argument("--out", required=True, help="output folder")
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def config_from_flags(args: argparse.Namespace, selection: list[dict[str, Any]]) -> dict[str, Any]:
+    params: dict[str, dict[str, Any]] = {name: {} for name in args.scorer}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        scorer, _, name = key.partition(".")
+        if scorer not in params or not name or not _:
+            from datapruner.errors import ConfigError
+
+            raise ConfigError("--param", item, f"SCORER.KEY=VALUE with SCORER one of {args.scorer}")
+        params[scorer][name] = _parse_value(value)
+    columns = {"text": args.text_column, "label": args.label_column, "id": args.id_column,
+               "prompt": args.prompt_column, "response": args.response_column}
+    models = {k: v for k, v in {"threads": args.threads, "lm": args.lm, "embedder": args.embedder}.items() if v is not None}
+    return {
+        "input": {"path": args.input, "format": args.format, "batch_size": args.batch_size,
+                  "columns": {k: v for k, v in columns.items() if v is not None}},
+        "output": {"dir": args.out, "with_scores": getattr(args, "with_scores", False)},
+        "scorers": [{"name": n, "params": params[n]} for n in args.scorer],
+        "selection": selection,
+        "models": models,
+        "engine": args.engine,
+        "random_state": args.random_state,
+    }
+
+
+def print_result(result) -> None:
+    print(f"rows in: {result.n_rows}  kept: {result.n_kept}  dropped: {result.n_rows - result.n_kept}")
+    for reason, count in sorted(result.dropped_by_reason.items()):
+        print(f"  dropped {count:>8}  {reason}")
+    print(f"pruned dataset: {result.pruned_dir}")
+    print(f"row audit:      {result.scores_path}")
+    print(f"manifest:       {result.manifest_path}")

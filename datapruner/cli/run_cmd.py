@@ -1,0 +1,23 @@
+"""`datapruner run CONFIG [--out DIR]`: run a YAML curation config."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a curation config (YAML)", description=__doc__)
+    p.add_argument("config", help="YAML config; relative paths resolve against its folder")
+    p.add_argument("--out", default=None, help="override output.dir")
+    p.add_argument("--threads", type=int, default=None, help="override models.threads")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from datapruner.cli.common import print_result
+    from datapruner.config import load_config
+    from datapruner.pipelines.curate import curate
+
+    cfg = load_config(args.config, out=args.out)
+    if args.threads is not None:
+        cfg.models.threads = args.threads
+    print_result(curate(cfg))
+    return 0

@@ -1,0 +1,66 @@
+"""On-disk embedding cache: one float16 memory map per (model, text content).
+
+Key: the embedder's model id and the sha256 of every row's text in order (the ingest fingerprint).
+A second run over the same texts re-embeds nothing; a changed text changes the key. The file is
+written under a temporary name and renamed when complete, so a killed run never leaves a
+half-written cache entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from datapruner.paths import cache_dir, file_lock
+from datapruner.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+def cache_path(model_id: str, fingerprint: str) -> Path:
+    return cache_dir() / "embeddings" / model_id / f"{fingerprint}.f16"
+
+
+def open_cached(path: Path) -> np.ndarray | None:
+    meta = path.with_suffix(".json")
+    if not (path.exists() and meta.exists()):
+        return None
+    info = json.loads(meta.read_text())
+    return np.memmap(path, dtype=np.float16, mode="r", shape=(info["n_rows"], info["dim"]))
+
+
+def cached_embeddings(dataset, embedder) -> np.ndarray:
+    """(N, d) float16 memmap of the dataset's text embeddings, computing only what is not cached.
+
+    Rows with invalid (null or empty) text get a zero vector; steps must consult `valid`.
+    """
+    info = dataset.ingest()
+    path = cache_path(embedder.model_id, info.text_fingerprint)
+    found = open_cached(path)
+    if found is not None:
+        log.info("embedding cache hit: %s", path)
+        return found
+    with file_lock(path.with_suffix(".lock")):
+        found = open_cached(path)
+        if found is not None:
+            return found
+        dim = embedder.dim
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        out = np.memmap(tmp, dtype=np.float16, mode="w+", shape=(info.n_rows, dim))
+        with progress_bar("embedding", total=info.n_rows) as bar:
+            for batch in dataset.batches():
+                rows = np.flatnonzero(batch.valid)
+                vecs = embedder.embed([batch.texts[i] for i in rows])
+                block = np.zeros((len(batch), dim), dtype=np.float16)
+                block[rows] = vecs.astype(np.float16)
+                out[batch.start : batch.start + len(batch)] = block
+                bar.advance(len(batch))
+        out.flush()
+        del out
+        os.replace(tmp, path)
+        path.with_suffix(".json").write_text(json.dumps({"n_rows": info.n_rows, "dim": dim, "model": embedder.model_id}))
+    return open_cached(path)

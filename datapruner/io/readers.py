@@ -1,0 +1,179 @@
+"""Streaming readers: every format becomes `pyarrow.RecordBatch`es of at most `batch_size` rows.
+
+Supported: Parquet (file, directory or glob), JSONL / JSONL.gz, CSV / TSV (optionally .gz), and a
+Hugging Face `datasets` dataset saved with `save_to_disk`. Rows are never dropped here: a row that
+cannot be decoded is an error naming the file and line, not a silent skip.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from datapruner.errors import InputDataError
+
+FORMATS = ("parquet", "jsonl", "csv", "tsv", "hf_disk")
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    """A batch plus where it came from; `first_row` is the row number inside `source`."""
+
+    batch: pa.RecordBatch
+    source: str
+    first_row: int
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess the format from the path; raise naming the allowed values when it cannot."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "dataset_info.json").exists() or (p / "state.json").exists() or (p / "dataset_dict.json").exists():
+            return "hf_disk"
+        if any(p.glob("*.parquet")):
+            return "parquet"
+        raise InputDataError(f"input folder {str(p)!r} holds no *.parquet files and is not a saved `datasets` dataset")
+    name = p.name.lower()
+    for suffix, fmt in ((".parquet", "parquet"), (".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".ndjson", "jsonl"),
+                        (".json", "jsonl"), (".csv", "csv"), (".csv.gz", "csv"), (".tsv", "tsv"), (".tsv.gz", "tsv")):
+        if name.endswith(suffix):
+            return fmt
+    raise InputDataError(
+        f"cannot tell the format of input {str(p)!r} from its name; set input.format (--format) to one of {list(FORMATS)}"
+    )
+
+
+def expand_paths(path: str | Path) -> list[Path]:
+    """A file, a folder of Parquet files, or a glob -> sorted list of files (error if none)."""
+    text = str(path)
+    if any(ch in text for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True))
+    else:
+        p = Path(text)
+        if not p.exists():
+            raise InputDataError(f"input path {text!r} does not exist; check input.path (--input)")
+        files = sorted(p.glob("**/*.parquet")) if p.is_dir() else [p]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        raise InputDataError(f"input path {text!r} matches no files")
+    return files
+
+
+def read_batches(path: str | Path, *, format: str = "auto", batch_size: int = 1024) -> Iterator[SourceBatch]:
+    """Stream the input as record batches of at most `batch_size` rows, in a stable order."""
+    if batch_size < 1:
+        raise InputDataError(f"batch_size must be >= 1, got {batch_size}")
+    fmt = detect_format(path if not any(c in str(path) for c in "*?[") else expand_paths(path)[0]) if format == "auto" else format
+    if fmt not in FORMATS:
+        raise InputDataError(f"input.format {format!r} is not supported; use one of {['auto', *FORMATS]}")
+    if fmt == "hf_disk":
+        yield from _read_hf_disk(Path(path), batch_size)
+        return
+    for file in expand_paths(path):
+        reader = {"parquet": _read_parquet, "jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_csv}[fmt]
+        yield from reader(file, batch_size, delimiter="\t" if fmt == "tsv" else ",")
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], source: str, batch_size: int) -> Iterator[SourceBatch]:
+    row = 0
+    for batch in batches:
+        for start in range(0, batch.num_rows, batch_size):
+            part = batch.slice(start, batch_size)
+            if part.num_rows:
+                yield SourceBatch(part, source, row)
+                row += part.num_rows
+
+
+def _read_parquet(file: Path, batch_size: int, **_) -> Iterator[SourceBatch]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(file)
+    except pa.ArrowInvalid as exc:
+        raise InputDataError(f"{file} is not a readable Parquet file: {exc}") from None
+    yield from _rebatch(pf.iter_batches(batch_size=batch_size), str(file), batch_size)
+
+
+def _open_text(file: Path):
+    raw = gzip.open(file, "rb") if file.name.lower().endswith(".gz") else open(file, "rb")
+    return raw
+
+
+def _read_jsonl(file: Path, batch_size: int, **_) -> Iterator[SourceBatch]:
+    rows: list[dict] = []
+    first = 0
+    with _open_text(file) as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputDataError(
+                    f"{file}, line {lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+                    f"re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputDataError(f"{file}, line {lineno}: invalid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise InputDataError(f"{file}, line {lineno}: expected a JSON object per line, got {type(obj).__name__}")
+            rows.append(obj)
+            if len(rows) == batch_size:
+                yield SourceBatch(_rows_to_batch(rows, file), str(file), first)
+                first += len(rows)
+                rows = []
+    if rows:
+        yield SourceBatch(_rows_to_batch(rows, file), str(file), first)
+
+
+def _rows_to_batch(rows: list[dict], file: Path) -> pa.RecordBatch:
+    try:
+        return pa.RecordBatch.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputDataError(f"{file}: rows have inconsistent types across lines ({exc})") from None
+
+
+def _read_csv(file: Path, batch_size: int, *, delimiter: str) -> Iterator[SourceBatch]:
+    """Stream a CSV/TSV; column types are inferred from the first 16 MB block."""
+    import pyarrow.csv as pacsv
+
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    with _open_text(file) as handle:
+        if not handle.read(1):
+            return
+    with _open_text(file) as handle:
+        try:
+            reader = pacsv.open_csv(
+                handle,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                read_options=pacsv.ReadOptions(block_size=16 << 20),
+            )
+            yield from _rebatch(iter(reader), str(file), batch_size)
+        except pa.ArrowInvalid as exc:
+            hint = "re-encode the file as UTF-8" if "UTF8" in str(exc) else "check the file's quoting and delimiter"
+            raise InputDataError(f"{file}: cannot parse as {kind} ({exc}); {hint}") from None
+
+
+def _read_hf_disk(path: Path, batch_size: int) -> Iterator[SourceBatch]:
+    from datasets import DatasetDict, load_from_disk
+
+    ds = load_from_disk(str(path))
+    if isinstance(ds, DatasetDict):
+        raise InputDataError(
+            f"{path} is a DatasetDict with splits {list(ds)}; point input.path at one split folder, "
+            f"e.g. {path}/{next(iter(ds))}"
+        )
+    table = ds.data.table if hasattr(ds.data, "table") else ds.data
+    if ds._indices is not None:  # a filtered/shuffled dataset: materialise its row order
+        ds = ds.flatten_indices()
+        table = ds.data.table
+    yield from _rebatch(iter(table.to_batches(max_chunksize=batch_size)), str(path), batch_size)
