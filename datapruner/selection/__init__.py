@@ -16,6 +16,7 @@ CATALOG = {
     "top_fraction": "datapruner.selection.ranking",
     "band": "datapruner.selection.ranking",
     "threshold": "datapruner.selection.ranking",
+    "drop_flagged": "datapruner.selection.flags",
 }
 
 KEPT = "kept"
@@ -36,13 +37,17 @@ def make_policy(spec: Mapping[str, Any]) -> Policy:
 
 def apply_policies(
     policies: Sequence[Policy],
-    scores: Mapping[str, np.ndarray],
+    scores: dict[str, np.ndarray],
     *,
     valid: np.ndarray,
     invalid_reason: np.ndarray,
     on_invalid: str = "drop",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run the chain. Returns `keep` (N,) bool and `reason` (N,) str: "kept" or why the row was dropped."""
+    """Run the chain. Returns `keep` (N,) bool and `reason` (N,) str: "kept" or why the row was dropped.
+
+    Columns a policy records for the audit (`Policy.audit_columns`, e.g. each row's quadrant) are
+    added to `scores`.
+    """
     n = len(valid)
     reason = np.full(n, KEPT, dtype=object)
     alive = np.ones(n, dtype=bool)
@@ -65,5 +70,9 @@ def apply_policies(
             reason[missing] = f"{text}[missing {col}]"
         else:
             reason[dropped] = text
+        for name, values in policy.audit_columns().items():
+            if name in scores:
+                raise ConfigError(f"selection[{policy.name}]", name, "an audit column name not already used by a scorer")
+            scores[name] = values
         alive = kept
     return alive, reason

@@ -40,6 +40,10 @@ class Policy:
         """Return a bool mask (N,) of rows to keep; it must be a subset of `candidates`."""
         raise NotImplementedError
 
+    def audit_columns(self) -> dict[str, np.ndarray]:
+        """Per-row columns this policy wants in scores.parquet (N,), set during `select`. Default none."""
+        return {}
+
     def reason(self) -> str:
         """The text written in `reason` for rows this policy drops."""
         args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
