@@ -6,4 +6,5 @@ Adding a method = a new module here + one line below.
 
 CATALOG = {
     "perplexity": "datapruner.scorers.perplexity",
+    "text_stats": "datapruner.scorers.text_stats",
 }
