@@ -157,10 +157,25 @@ def _read_csv(file: Path, batch_size: int, *, delimiter: str) -> Iterator[Source
                 parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
                 read_options=pacsv.ReadOptions(block_size=16 << 20),
             )
-            yield from _rebatch(iter(reader), str(file), batch_size)
+            yield from _rebatch((_reject_binary(b, file) for b in reader), str(file), batch_size)
         except pa.ArrowInvalid as exc:
             hint = "re-encode the file as UTF-8" if "UTF8" in str(exc) else "check the file's quoting and delimiter"
             raise InputDataError(f"{file}: cannot parse as {kind} ({exc}); {hint}") from None
+
+
+def _reject_binary(batch: pa.RecordBatch, file: Path) -> pa.RecordBatch:
+    """pyarrow reads a CSV column holding invalid UTF-8 as binary; name it instead of passing bytes on."""
+    for field in batch.schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            for value in batch.column(field.name).to_pylist():
+                try:
+                    value is None or value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InputDataError(
+                        f"{file}: column {field.name!r} holds text that is not valid UTF-8 (e.g. {value[:40]!r}); "
+                        f"re-encode the file as UTF-8"
+                    ) from None
+    return batch
 
 
 def _read_hf_disk(path: Path, batch_size: int) -> Iterator[SourceBatch]:
