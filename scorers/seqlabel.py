@@ -155,7 +155,7 @@ def build_pruner_net(encoder_dir: str, *, dropout: float = 0.1):
             hidden = self.run_layers(hidden, attention_mask, 0, self.n_layers)
             return self.heads(hidden)
 
-    encoder = AutoModel.from_pretrained(encoder_dir, attn_implementation="eager", add_pooling_layer=False)
+    encoder = AutoModel.from_pretrained(encoder_dir, attn_implementation="eager")
     return PrunerNet(encoder)
 
 
@@ -207,6 +207,7 @@ class _Backend:
     tokenizer = None
     use_token_types = False
     has_rank_head = True
+    max_positions: int | None = None
     name = ""
 
     def predict(self, input_ids, attention_mask, token_type_ids):  # pragma: no cover - interface
@@ -223,6 +224,7 @@ class _BundledBackend(_Backend):
         self.net, self.config = load_bundled_net(folder)
         self.tokenizer = AutoTokenizer.from_pretrained(bundled_embedder_path())
         self.use_token_types = True
+        self.max_positions = int(self.net.encoder.config.max_position_embeddings)
         self.name = f"bundled:{folder}"
 
     def predict(self, input_ids, attention_mask, token_type_ids):
@@ -250,6 +252,7 @@ class _ProvenceBackend(_Backend):
         self.model.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.use_token_types = False
+        self.max_positions = _max_positions(self.model.config)
         self.name = f"provence:{folder}"
 
     def predict(self, input_ids, attention_mask, token_type_ids):
@@ -278,6 +281,7 @@ class _TokenClassificationBackend(_Backend):
         self.use_token_types = int(getattr(config, "type_vocab_size", 0) or 0) >= 2
         self.has_rank_head = False
         self.keep_index = _keep_label_index(config)
+        self.max_positions = _max_positions(config)
         self.name = f"token-classification:{folder}"
 
     def predict(self, input_ids, attention_mask, token_type_ids):
@@ -290,6 +294,11 @@ class _TokenClassificationBackend(_Backend):
         return _logits_to_keep_prob(logits, keep_index=self.keep_index), torch.full(
             (input_ids.shape[0],), float("nan")
         )
+
+
+def _max_positions(config) -> int | None:
+    value = getattr(config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def _logits_to_keep_prob(logits, *, keep_index: int):
@@ -329,11 +338,17 @@ def _load_backend(model: str) -> _Backend:
         return _BundledBackend(bundled_pruner_dir())
     folder = resolve_hf_model(model, kind="sequence-labelling pruner", flag="--model")
     path = Path(folder)
-    if (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
+    if (path / CONFIG_FILE).exists() or (path / WEIGHTS_FILE).exists():
         return _BundledBackend(path)
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"model {model!r} has no usable config.json ({exc}); pass a Provence or token-classification "
+            "checkpoint folder, a train-pruner output folder, or 'bundled'"
+        ) from exc
     archs = list(getattr(config, "architectures", None) or [])
     if getattr(config, "auto_map", None):
         return _ProvenceBackend(folder)
@@ -402,10 +417,11 @@ class SequenceLabelPruner:
             tok = self._backend.tokenizer
             if tok.cls_token_id is None or tok.sep_token_id is None:
                 raise ModelLoadError(f"tokenizer of {self.model!r} has no [CLS]/[SEP] tokens; a cross-encoder needs both")
-            model_max = getattr(tok, "model_max_length", None)
-            if model_max and model_max < self.max_length:
-                log.info("max_length %d exceeds the tokenizer's %d; using %d", self.max_length, model_max, model_max)
-                self.max_length = int(model_max)
+            limits = [getattr(tok, "model_max_length", None), self._backend.max_positions]
+            limits = [int(x) for x in limits if isinstance(x, int) and 16 <= x < self.max_length]
+            if limits:
+                log.info("max_length %d exceeds what the model accepts; using %d", self.max_length, min(limits))
+                self.max_length = min(limits)
         return self._backend
 
     @property
@@ -450,10 +466,10 @@ class SequenceLabelPruner:
             capacity = self.max_length - len(q_ids) - 3
             per_item = []
             for p, (text, units) in enumerate(zip(passages, spans)):
-                enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+                enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
                 ids = list(enc["input_ids"])
                 offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
-                unit_tokens = _unit_token_indices(offsets, units)
+                unit_tokens = unit_token_indices(offsets, units)
                 ends = [t[-1] + 1 for t in unit_tokens if t]
                 for start, stop in plan_windows(ends, len(ids), capacity):
                     seq = [tok.cls_token_id, *q_ids, tok.sep_token_id, *ids[start:stop], tok.sep_token_id]
@@ -526,7 +542,7 @@ class SequenceLabelPruner:
         return probs, ranks
 
 
-def _unit_token_indices(offsets: np.ndarray, units: list[tuple[int, int]]) -> list[list[int]]:
+def unit_token_indices(offsets: np.ndarray, units: list[tuple[int, int]]) -> list[list[int]]:
     """Token indices overlapping each unit's character span (tokens with empty offsets are skipped)."""
     if len(offsets) == 0:
         return [[] for _ in units]

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "datapruner.cli.run_cmd",
     "datapruner.cli.prune_cmd",
     "datapruner.cli.info_cmd",
+    "datapruner.cli.train_pruner_cmd",
 ]
 
 

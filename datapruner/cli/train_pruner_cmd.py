@@ -1,0 +1,87 @@
+"""`datapruner train-pruner`: fine-tune the bundled sequence-labelling pruner (METHODS.md B1)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train-pruner",
+        help="train the bundled sequence-labelling pruner (MiniLM + token head + rerank head)",
+        description=(
+            "Fine-tune the top layers of the bundled MiniLM encoder plus a token keep-head and a "
+            "passage rerank head on evidence labels from HotpotQA, XQuAD and NQ-open; write "
+            "pruner.safetensors and pruner.json (config, command, held-out metrics) to --out."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--data", required=True, help="folder holding the QA files (e.g. ../shared/data/qa)")
+    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate of the trained encoder layers")
+    p.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the two heads")
+    p.add_argument("--rank-weight", type=float, default=1.0, help="weight of the rerank BCE loss")
+    p.add_argument("--train-layers", type=int, default=2, help="top encoder layers to fine-tune (and ship)")
+    p.add_argument("--max-length", type=int, default=256, help="encoder window in tokens")
+    p.add_argument("--nq-train", type=int, default=500, help="NQ-open training questions to use")
+    p.add_argument("--per-source", type=int, default=None, help="cap examples per source (smoke runs)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+    import logging
+    import time
+
+    from datapruner.models.loading import set_threads
+    from datapruner.scorers.seqlabel_training import TrainConfig, train_pruner, write_metrics
+
+    log = logging.getLogger("datapruner.train_pruner")
+    set_threads(args.threads)
+    config = TrainConfig(
+        epochs=args.epochs,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        rank_weight=args.rank_weight,
+        n_train_layers=args.train_layers,
+        max_length=args.max_length,
+        nq_train=args.nq_train,
+        per_source=args.per_source,
+    )
+    command = "datapruner " + " ".join(shlex.quote(a) for a in _argv_after_prog())
+    t0 = time.perf_counter()
+    record = train_pruner(args.data, args.out, config, command=command)
+    log.info("trained in %.1f s", time.perf_counter() - t0)
+    if not args.no_eval:
+        from datapruner.models import Embedder
+        from datapruner.scorers.seqlabel import SequenceLabelPruner
+        from datapruner.scorers.seqlabel_eval import heldout_metrics
+
+        t1 = time.perf_counter()
+        metrics = heldout_metrics(
+            args.data,
+            pruner=SequenceLabelPruner(args.out, max_length=args.max_length),
+            embedder=Embedder(),
+        )
+        metrics["seconds"] = round(time.perf_counter() - t1, 1)
+        record = write_metrics(args.out, metrics)
+    print(json.dumps({k: record.get(k) for k in ("data", "steps", "final_loss", "seconds", "heldout_metrics")}, indent=2))
+    return 0
+
+
+def _argv_after_prog() -> list[str]:
+    argv = sys.argv[1:]
+    if "train-pruner" in argv:
+        argv = argv[argv.index("train-pruner") :]
+    return argv
