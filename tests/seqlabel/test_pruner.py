@@ -91,3 +91,14 @@ def test_long_passage_is_windowed_and_the_evidence_at_its_end_still_scores(bundl
     (alone,), _ = bundled_pruner.score_units(rec["question"], [evidence], [[(0, len(evidence))]])
     assert probs[1] > 0.5 * alone[0]  # not truncated away (a truncated unit would score 0)
     assert probs[1] > probs[0]
+
+
+@pytest.mark.slow
+def test_provence_style_remote_code_folder_loads_through_transformers(provence_dir):
+    pruner = SequenceLabelPruner(str(provence_dir))
+    passages = ["Ann wrote it. It rained.", "Bob sang."]
+    (p0, p1), scores = pruner.score_units("Who wrote it?", passages, [[(0, 13), (14, 24)], [(0, 9)]])
+    assert pruner.backend.name.startswith("provence:")
+    assert p0.shape == (2,) and p1.shape == (1,)
+    np.testing.assert_allclose(np.concatenate([p0, p1]), 1 / (1 + np.exp(-2.0)), rtol=1e-5)  # softmax keep column
+    np.testing.assert_allclose(scores, [1.5, 1.5], rtol=1e-5)  # the model's ranking_scores
