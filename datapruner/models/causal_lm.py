@@ -92,23 +92,23 @@ def bundled_lm_folder() -> Path:
     return final
 
 
-def resolve_lm(name: str) -> str:
+def resolve_lm(name: str, *, kind: str = "causal LM", flag: str = "--lm") -> str:
     ensure_offline_env()
     if name == BUNDLED_LM:
         return str(bundled_lm_folder())
-    return resolve_hf_model(name, kind="causal LM", flag="--lm")
+    return resolve_hf_model(name, kind=kind, flag=flag)
 
 
-@lru_cache(maxsize=2)
 def load_tokenizer(name: str = BUNDLED_LM):
     """Any Hugging Face tokenizer by folder or cached name; `bundled-smollm2` is the default LM's."""
+    return _load_tokenizer(name, "tokenizer", "--tokenizer")
+
+
+@lru_cache(maxsize=4)
+def _load_tokenizer(name: str, kind: str, flag: str):
     from transformers import AutoTokenizer
 
-    try:
-        path = resolve_lm(name)
-    except ModelLoadError as exc:
-        raise ModelLoadError(str(exc).replace("causal LM", "tokenizer").replace("--lm", "--tokenizer")) from None
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(resolve_lm(name, kind=kind, flag=flag))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -142,7 +142,7 @@ class CausalLM:
 
     @property
     def tokenizer(self):
-        return load_tokenizer(self.model_name)
+        return _load_tokenizer(self.model_name, "causal LM", "--lm")
 
     @property
     def model(self):

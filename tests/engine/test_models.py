@@ -1,0 +1,110 @@
+"""Bundled models load offline, behave sanely on real text, and unknown hub names fail fast."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from datapruner.errors import ModelLoadError
+from datapruner.models import CausalLM, Embedder, load_tokenizer
+
+pytestmark = pytest.mark.slow
+
+
+def test_bundled_models_are_offline(embedder, causal_lm):
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    vecs = embedder.embed(["a stirring, funny film", "", "a dull movie"])
+    assert vecs.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert causal_lm.tokenizer.pad_token_id is not None
+
+
+def test_embedding_order_is_kept_despite_length_sorting(embedder):
+    texts = ["short", "a considerably longer sentence about a film that goes on and on", "mid length text"]
+    together = embedder.embed(texts)
+    alone = np.stack([embedder.embed([t])[0] for t in texts])
+    assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_natural_text_is_less_perplexing_than_shuffled_words(causal_lm, test_data):
+    import csv
+
+    with open(test_data / "classification" / "banking77_train.csv", encoding="utf-8") as f:
+        texts = [r["text"] for r in csv.DictReader(f) if len(r["text"].split()) >= 12][:20]
+    rng = random.Random(0)
+    shuffled = []
+    for t in texts:
+        words = t.split()
+        rng.shuffle(words)
+        shuffled.append(" ".join(words))
+    natural = [s.perplexity for s in causal_lm.token_stats(texts)]
+    mixed = [s.perplexity for s in causal_lm.token_stats(shuffled)]
+    assert np.median(natural) * 3 < np.median(mixed)
+    assert sum(n < m for n, m in zip(natural, mixed)) >= 18
+
+
+def test_padding_does_not_change_scores(causal_lm):
+    texts = ["The bank charged me twice for one purchase.", "Why?"]
+    batched = causal_lm.token_stats(texts, entropy=True)
+    single = [causal_lm.token_stats([t], entropy=True)[0] for t in texts]
+    for a, b in zip(batched, single):
+        assert np.allclose(a.nll, b.nll, atol=1e-4) and np.allclose(a.entropy, b.entropy, atol=1e-3)
+
+
+def test_response_only_scores_only_response_tokens(causal_lm):
+    prompt, response = "What is the capital of France?", " The capital of France is Paris."
+    full = causal_lm.token_stats([prompt + response])[0]
+    resp = causal_lm.token_stats([response], prompts=[prompt])[0]
+    n_resp = len(causal_lm.tokenizer(response, add_special_tokens=False)["input_ids"])
+    assert resp.nll.size == n_resp < full.nll.size
+
+
+def test_long_text_is_reported_truncated(causal_lm):
+    stats = causal_lm.token_stats(["word " * 400])[0]
+    assert stats.truncated and stats.nll.size == causal_lm.max_length - 1
+
+
+def test_hub_name_fails_fast_offline():
+    started = time.perf_counter()
+    with pytest.raises(ModelLoadError, match=r"not a local folder.*pass its path with --lm"):
+        CausalLM("nobody/does-not-exist-lm").token_stats(["x"])
+    with pytest.raises(ModelLoadError, match="--tokenizer"):
+        load_tokenizer("nobody/does-not-exist-tok")
+    with pytest.raises(ModelLoadError, match="--embedder"):
+        Embedder("nobody/no-embedder").embed(["x"])
+    assert time.perf_counter() - started < 10  # no network retries
+
+
+def test_any_local_hf_folder_loads_through_the_normal_path(tmp_path):
+    """A user's own causal LM folder (here: a tiny llama saved with save_pretrained) scores text."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from datapruner.models.causal_lm import bundled_lm_folder
+
+    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny")
+    load_tokenizer("bundled-smollm2").save_pretrained(tmp_path / "tiny")
+    stats = CausalLM(str(tmp_path / "tiny")).token_stats(["hello there"])[0]
+    assert stats.nll.size > 0 and np.isfinite(stats.perplexity)
+    assert bundled_lm_folder().is_dir()
+
+
+def test_concurrent_conversion_into_a_fresh_cache(tmp_path):
+    """Two processes converting the bundled GGUF at once both succeed and leave one folder."""
+    code = "from datapruner.models.causal_lm import bundled_lm_folder; print(bundled_lm_folder())"
+    env = {**os.environ, "DATAPRUNER_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
+    folders = {o[0].strip() for o in outs}
+    assert len(folders) == 1
+    models = tmp_path / "cache" / "models"
+    assert sorted(p.name for p in models.iterdir() if not p.name.endswith(".lock")) == ["SmolLM2-135M-Instruct"]
