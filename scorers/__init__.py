@@ -7,4 +7,7 @@ Adding a method = a new module here + one line below.
 CATALOG = {
     "perplexity": "datapruner.scorers.perplexity",
     "text_stats": "datapruner.scorers.text_stats",
+    "prototypicality": "datapruner.scorers.prototypicality",
+    "density": "datapruner.scorers.density",
+    "semdedup": "datapruner.scorers.semdedup",
 }

@@ -17,6 +17,8 @@ CATALOG = {
     "band": "datapruner.selection.ranking",
     "threshold": "datapruner.selection.ranking",
     "drop_flagged": "datapruner.selection.flags",
+    "cluster_quota": "datapruner.selection.quotas",
+    "prototypes": "datapruner.selection.quotas",
 }
 
 KEPT = "kept"

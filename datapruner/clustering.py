@@ -1,0 +1,454 @@
+"""Spherical k-means on FAISS, fitted on a sample and assigned in streaming batches (METHODS.md Part C).
+
+The clustering family (prototypicality A4, density-based pruning A5, SemDeDup A6) shares this piece:
+
+- `SphericalKMeans`: scikit-learn style (`n_clusters`, `random_state`, `max_points_per_centroid`,
+  `n_iter`; learned state `centroids_`). `fit` trains `faiss.Kmeans(d, k, spherical=True, seed=...)`
+  on a seeded sample of at most `max_points_per_centroid * n_clusters` rows; `assign` streams every
+  row (from an in-memory array or the float16 embedding-cache memmap) in `batch_size` chunks and
+  returns the nearest centroid and the cosine distance to it. `save` / `load` keep the centroids so a
+  later run can reuse them or assign new data.
+- `fit_view_kmeans` / `assign_view`: the same for a curation run's `DatasetView`, with the
+  centroids and the assignment shards kept under `view.work_dir`, so a killed assignment pass
+  resumes where it stopped and a second step with the same settings reuses the first one's work.
+
+Distances are cosine distances `1 - <x, c>` between L2-normalised vectors: 0 = on the centroid,
+larger = farther (harder, less prototypical).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datapruner.errors import ConfigError, InputDataError, NotFittedError
+from datapruner.paths import atomic_path
+from datapruner.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+MAX_DEFAULT_CLUSTERS = 10_000
+ASSIGN_SHARD_ROWS = 262_144
+SIM_BUDGET = 1 << 23  # float32 similarities held at once (32 MB)
+
+
+def default_n_clusters(n_rows: int, *, n_classes: int | None = None) -> int:
+    """Default k of METHODS.md A4: the number of classes when labels exist, else round(sqrt(N)) capped at 10,000.
+
+    Parameters
+    ----------
+    n_rows : number of rows that will be clustered (valid rows).
+    n_classes : number of classes when the data is labelled, else None.
+
+    Returns
+    -------
+    int >= 1, never more than `n_rows` (when `n_rows` >= 1).
+    """
+    if n_classes is not None and n_classes >= 1:
+        k = int(n_classes)
+    else:
+        k = min(MAX_DEFAULT_CLUSTERS, int(round(math.sqrt(max(n_rows, 0)))))
+    return max(1, min(k, max(n_rows, 1)))
+
+
+def check_n_clusters(n_clusters: Any, n_rows: int, *, key: str = "n_clusters") -> int:
+    """Validate k: an integer in [1, n_rows]. The error names the value and the fix."""
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
+        raise ConfigError(key, n_clusters, "an integer >= 1 (or leave it unset for the default)")
+    if n_clusters > n_rows:
+        raise ConfigError(
+            key, int(n_clusters),
+            f"at most the number of rows to cluster ({n_rows}); lower {key} or leave it unset "
+            f"(default: round(sqrt(N)) or the number of classes)",
+        )
+    return int(n_clusters)
+
+
+def normalize_rows(x: np.ndarray, *, offset: int = 0, where: str = "embeddings") -> np.ndarray:
+    """Return `x` as float32 with unit-norm rows, rejecting NaN/inf and zero vectors.
+
+    Parameters
+    ----------
+    x : (n, d) array (any float dtype, e.g. float16 rows of the embedding cache).
+    offset : global index of the first row, used in error messages.
+    where : name of the array in error messages.
+
+    Raises
+    ------
+    InputDataError naming the first bad row and the fix.
+    """
+    x = np.array(x, dtype=np.float32, copy=True)
+    if x.ndim != 2:
+        raise InputDataError(f"{where} must be a 2-D array (rows, dim); got shape {x.shape}")
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0]) + offset
+        raise InputDataError(
+            f"{where} row {bad} contains NaN or inf; recompute the embeddings (delete the embedding cache "
+            f"entry) or mark the row invalid (null/empty text)"
+        )
+    norms = np.linalg.norm(x, axis=1)
+    zero = norms <= 1e-6
+    if zero.any():
+        bad = int(np.flatnonzero(zero)[0]) + offset
+        raise InputDataError(
+            f"{where} row {bad} is a zero vector, which has no direction for cosine similarity; "
+            f"drop the row, give it non-empty text, or recompute its embedding"
+        )
+    x /= norms[:, None]
+    return x
+
+
+def _rows_index(rows: np.ndarray | None, n: int) -> np.ndarray:
+    """Sorted int64 row indices from None (all rows), a bool mask (n,) or an index array."""
+    if rows is None:
+        return np.arange(n, dtype=np.int64)
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        if rows.shape != (n,):
+            raise InputDataError(f"rows mask has shape {rows.shape}; expected ({n},) like the embeddings")
+        return np.flatnonzero(rows).astype(np.int64)
+    rows = np.unique(rows.astype(np.int64))
+    if rows.size and (rows[0] < 0 or rows[-1] >= n):
+        raise InputDataError(f"rows index {int(rows[-1] if rows[-1] >= n else rows[0])} is outside 0..{n - 1}")
+    return rows
+
+
+def read_rows(embeddings: np.ndarray, rows: np.ndarray, *, batch_size: int = 65_536) -> np.ndarray:
+    """(len(rows), d) float32 unit-norm copy of `embeddings[rows]` (rows sorted), read in chunks."""
+    out = np.empty((len(rows), embeddings.shape[1]), dtype=np.float32)
+    for s in range(0, len(rows), batch_size):
+        idx = rows[s : s + batch_size]
+        out[s : s + len(idx)] = normalize_rows(embeddings[idx], offset=0, where="embeddings")
+    return out
+
+
+class SphericalKMeans:
+    """Spherical k-means (cosine) on FAISS, trained on a seeded sample, assigned in streaming batches.
+
+    Parameters
+    ----------
+    n_clusters : k, an integer in [1, rows]. `default_n_clusters` gives the METHODS.md default.
+    random_state : seed of the training sample and of FAISS's initialisation.
+    max_points_per_centroid : the training sample holds at most this many rows per centroid (256).
+    n_iter : k-means iterations (FAISS default 20).
+
+    Attributes
+    ----------
+    centroids_ : (k, d) float32 unit-norm centroids, after `fit` or `load`.
+    n_samples_fit_ : rows in the training sample.
+    """
+
+    def __init__(self, n_clusters: int, *, random_state: int = 0, max_points_per_centroid: int = 256, n_iter: int = 20):
+        if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
+            raise ConfigError("n_clusters", n_clusters, "an integer >= 1")
+        if isinstance(max_points_per_centroid, bool) or not isinstance(max_points_per_centroid, (int, np.integer)) or max_points_per_centroid < 1:
+            raise ConfigError("max_points_per_centroid", max_points_per_centroid, "an integer >= 1 (default 256)")
+        if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+            raise ConfigError("n_iter", n_iter, "an integer >= 1 (default 20)")
+        if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+            raise ConfigError("random_state", random_state, "an integer")
+        self.n_clusters = int(n_clusters)
+        self.random_state = int(random_state)
+        self.max_points_per_centroid = int(max_points_per_centroid)
+        self.n_iter = int(n_iter)
+
+    # ---- fitting ---------------------------------------------------------------------------
+    def sample_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The sorted training sample drawn (seeded) from candidate `rows`."""
+        n_sample = min(len(rows), self.n_clusters * self.max_points_per_centroid)
+        if n_sample == len(rows):
+            return rows
+        rng = np.random.default_rng(self.random_state)
+        return np.sort(rng.choice(rows, size=n_sample, replace=False))
+
+    def fit(self, embeddings: np.ndarray, *, rows: np.ndarray | None = None) -> "SphericalKMeans":
+        """Train on a seeded sample of `embeddings[rows]`.
+
+        Parameters
+        ----------
+        embeddings : (N, d) array or float16 memmap; rows are renormalised to unit norm in float32.
+        rows : bool mask (N,) or indices of the rows to cluster (default: all rows).
+        """
+        import faiss
+
+        rows = _rows_index(rows, len(embeddings))
+        check_n_clusters(self.n_clusters, len(rows))
+        sample = self.sample_rows(rows)
+        x = read_rows(embeddings, sample)
+        km = faiss.Kmeans(
+            x.shape[1], self.n_clusters, niter=self.n_iter, spherical=True, seed=self.random_state % (2**31),
+            max_points_per_centroid=self.max_points_per_centroid, min_points_per_centroid=1, verbose=False,
+        )
+        km.train(x)
+        c = np.asarray(km.centroids, dtype=np.float32).reshape(self.n_clusters, x.shape[1])
+        norms = np.linalg.norm(c, axis=1, keepdims=True)
+        self.centroids_ = c / np.where(norms > 0, norms, 1.0)
+        self.n_samples_fit_ = int(len(sample))
+        log.info("spherical k-means: %d clusters fitted on %d of %d rows", self.n_clusters, len(sample), len(rows))
+        return self
+
+    def _check_fitted(self) -> np.ndarray:
+        if not hasattr(self, "centroids_"):
+            raise NotFittedError("SphericalKMeans is not fitted; call fit(embeddings) or SphericalKMeans.load(path) first")
+        return self.centroids_
+
+    # ---- assignment ------------------------------------------------------------------------
+    def assign_block(self, x: np.ndarray, *, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest centroid (int64) and cosine distance (float32) for one (n, d) block of rows."""
+        c = self._check_fitted()
+        x = normalize_rows(x, offset=offset)
+        if x.shape[1] != c.shape[1]:
+            raise InputDataError(f"embeddings have dimension {x.shape[1]}, the centroids {c.shape[1]}; use the same embedder")
+        labels = np.empty(len(x), dtype=np.int64)
+        best = np.empty(len(x), dtype=np.float32)
+        step = max(1, SIM_BUDGET // len(c))  # bound the (rows, k) similarity block
+        for s in range(0, len(x), step):
+            sims = x[s : s + step] @ c.T
+            labels[s : s + step] = np.argmax(sims, axis=1)
+            best[s : s + step] = sims[np.arange(len(sims)), labels[s : s + step]]
+        return labels, np.clip(1.0 - best, 0.0, 2.0).astype(np.float32)
+
+    def assign(self, embeddings: np.ndarray, *, rows: np.ndarray | None = None, batch_size: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
+        """Assign every row to its nearest centroid, streaming `batch_size` rows at a time.
+
+        Returns
+        -------
+        labels : (N,) int64 cluster index, -1 for rows not in `rows`.
+        distances : (N,) float32 cosine distance to the nearest centroid (higher = harder), NaN where label is -1.
+        """
+        self._check_fitted()
+        n = len(embeddings)
+        keep = np.zeros(n, dtype=bool)
+        keep[_rows_index(rows, n)] = True
+        labels = np.full(n, -1, dtype=np.int64)
+        dist = np.full(n, np.nan, dtype=np.float32)
+        with progress_bar("assigning clusters", total=n) as bar:
+            for s in range(0, n, batch_size):
+                e = min(n, s + batch_size)
+                self._assign_range(embeddings, keep, s, e, labels, dist)
+                bar.advance(e - s)
+        return labels, dist
+
+    def _assign_range(self, embeddings, keep, s, e, labels, dist) -> None:
+        idx = np.flatnonzero(keep[s:e])
+        if idx.size:
+            lab, d = self.assign_block(np.asarray(embeddings[s:e])[idx], offset=s)
+            labels[s + idx], dist[s + idx] = lab, d
+
+    # ---- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the centroids and settings to `path` (.npz), atomically."""
+        c = self._check_fitted()
+        meta = {"n_clusters": self.n_clusters, "random_state": self.random_state,
+                "max_points_per_centroid": self.max_points_per_centroid, "n_iter": self.n_iter,
+                "n_samples_fit": getattr(self, "n_samples_fit_", None)}
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, centroids=c, meta=np.array(json.dumps(meta)))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SphericalKMeans":
+        """Read centroids written by `save`; the result can `assign` new data without refitting."""
+        path = Path(path)
+        if not path.exists():
+            raise InputDataError(f"centroids file {str(path)!r} does not exist; point centroids at a file written by SphericalKMeans.save or a run's report/")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                c = np.asarray(z["centroids"], dtype=np.float32)
+                meta = json.loads(str(z["meta"]))
+        except (KeyError, ValueError, OSError) as exc:
+            raise InputDataError(f"{str(path)!r} is not a centroids file written by SphericalKMeans.save ({exc})") from None
+        model = cls(int(c.shape[0]), random_state=meta.get("random_state", 0),
+                    max_points_per_centroid=meta.get("max_points_per_centroid", 256), n_iter=meta.get("n_iter", 20))
+        model.centroids_ = normalize_rows(c, where="centroids")
+        model.n_samples_fit_ = meta.get("n_samples_fit")
+        return model
+
+    def fingerprint(self) -> str:
+        """sha256 of the centroids: identifies the clustering that per-row results depend on."""
+        return hashlib.sha256(np.ascontiguousarray(self._check_fitted()).tobytes()).hexdigest()
+
+
+# ---- resumable passes over a run's embedding cache --------------------------------------------
+@dataclass
+class ViewClustering:
+    """A fitted clustering of a run's rows: the model, per-row labels/distances, and its work folder."""
+
+    model: SphericalKMeans
+    labels: np.ndarray  # (N,) int64, -1 for rows not clustered
+    distances: np.ndarray  # (N,) float32, NaN for rows not clustered
+    directory: Path
+    rows: np.ndarray  # (N,) bool: rows that were clustered
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fit_view_kmeans(
+    view,
+    *,
+    rows: np.ndarray,
+    n_clusters: int | None = None,
+    random_state: int | None = None,
+    max_points_per_centroid: int = 256,
+    n_iter: int = 20,
+    centroids: str | Path | None = None,
+    n_classes: int | None = None,
+    key: str = "n_clusters",
+) -> tuple[SphericalKMeans, Path]:
+    """Fit (or reuse) spherical k-means for a run; centroids are kept under `view.work_dir/clusters/<key>`.
+
+    The key covers the embedding cache (model, text fingerprint), the clustered rows and every
+    setting, so a rerun or a later step with the same settings loads the centroids instead of refitting.
+    `centroids` (a file from `SphericalKMeans.save`) skips fitting altogether.
+    """
+    rows = np.asarray(rows, dtype=bool)
+    n_rows = int(rows.sum())
+    if n_rows == 0:
+        raise InputDataError("no valid rows to cluster; check the text column")
+    random_state = view.random_state if random_state is None else random_state
+    if centroids is not None:
+        model = SphericalKMeans.load(centroids)
+        ident = {"centroids": model.fingerprint()}
+    else:
+        k = default_n_clusters(n_rows, n_classes=n_classes) if n_clusters is None else check_n_clusters(n_clusters, n_rows, key=key)
+        model = SphericalKMeans(k, random_state=random_state, max_points_per_centroid=max_points_per_centroid, n_iter=n_iter)
+        ident = {"k": k, "random_state": random_state, "mppc": max_points_per_centroid, "n_iter": n_iter}
+    emb = view.embeddings()
+    ident.update({
+        "text": view.info.text_fingerprint, "embedder": view.models.embedder.model_id, "shape": list(emb.shape),
+        "rows": hashlib.sha256(np.packbits(rows).tobytes()).hexdigest(),
+    })
+    directory = Path(view.work_dir) / "clusters" / _digest(ident)
+    path = directory / "centroids.npz"
+    if centroids is None:
+        if path.exists():
+            model = SphericalKMeans.load(path)
+            log.info("reusing centroids from %s", path)
+        else:
+            model.fit(emb, rows=rows)
+            model.save(path)
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+    return model, directory
+
+
+def assign_resumable(
+    model: SphericalKMeans,
+    embeddings: np.ndarray,
+    *,
+    rows: np.ndarray,
+    directory: Path,
+    batch_size: int = 16_384,
+    shard_rows: int = ASSIGN_SHARD_ROWS,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """`model.assign` in shards of `shard_rows` rows, each written to `directory` when complete.
+
+    A killed pass resumes on rerun: shards already written are read back, not recomputed.
+    Returns labels (N,), distances (N,) and {"shards": total, "skipped": read back, "computed": new}.
+    """
+    n = len(embeddings)
+    rows = np.asarray(rows, dtype=bool)
+    directory = Path(directory) / f"assign-{model.fingerprint()[:16]}"
+    directory.mkdir(parents=True, exist_ok=True)
+    labels = np.full(n, -1, dtype=np.int64)
+    dist = np.full(n, np.nan, dtype=np.float32)
+    stats = {"shards": 0, "skipped": 0, "computed": 0}
+    with progress_bar("assigning clusters", total=n) as bar:
+        for shard, s in enumerate(range(0, n, shard_rows)):
+            e = min(n, s + shard_rows)
+            path = directory / f"shard-{shard:05d}.npz"
+            stats["shards"] += 1
+            if path.exists():
+                with np.load(path) as z:
+                    labels[s:e], dist[s:e] = z["labels"], z["distances"]
+                stats["skipped"] += 1
+            else:
+                for b in range(s, e, batch_size):
+                    model._assign_range(embeddings, rows, b, min(e, b + batch_size), labels, dist)
+                with atomic_path(path) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.savez(f, labels=labels[s:e], distances=dist[s:e])
+                stats["computed"] += 1
+            bar.advance(e - s)
+    if stats["skipped"]:
+        log.info("assignment: resumed, %d of %d shards already done", stats["skipped"], stats["shards"])
+    return labels, dist, stats
+
+
+def cluster_view(view, *, rows: np.ndarray, batch_size: int = 16_384, **fit_options: Any) -> ViewClustering:
+    """Fit (or reuse) k-means for a run and assign every row in `rows`, resumably."""
+    model, directory = fit_view_kmeans(view, rows=rows, **fit_options)
+    labels, dist, _ = assign_resumable(model, view.embeddings(), rows=rows, directory=directory, batch_size=batch_size)
+    return ViewClustering(model, labels, dist, directory, np.asarray(rows, dtype=bool))
+
+
+def cluster_members(labels: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by cluster: (order, offsets) with cluster j's rows = order[offsets[j]:offsets[j+1]], ascending.
+
+    Rows with label -1 are left out. Memory: two int64 arrays of N and k+1 entries.
+    """
+    labels = np.asarray(labels)
+    member = np.flatnonzero(labels >= 0)
+    order = member[np.argsort(labels[member], kind="stable")]
+    counts = np.bincount(labels[member], minlength=n_clusters)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return order, offsets
+
+
+# ---- parameters shared by the clustering scorers ------------------------------------------------
+CLUSTER_PARAMS = {
+    "n_clusters": "k of spherical k-means (default: see the scorer; capped at the number of rows)",
+    "random_state": "seed of the k-means sample and initialisation (default: the run's random_state)",
+    "max_points_per_centroid": "k-means trains on at most this many rows per centroid (default 256)",
+    "n_iter": "k-means iterations (default 20)",
+    "batch_size": "rows assigned to centroids per batch (default 16384)",
+    "centroids": "path of centroids saved by an earlier run (report/<scorer>_centroids.npz) to reuse instead of fitting",
+}
+
+
+def cluster_options(name: str, params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Validate the shared clustering params of scorer `name`; returns (fit options, batch_size)."""
+    where = f"scorers[{name}].params"
+
+    def positive(key: str, default: int | None) -> int | None:
+        value = params.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{where}.{key}", value, "an integer >= 1")
+        return int(value)
+
+    rs = params.get("random_state")
+    if rs is not None and (isinstance(rs, bool) or not isinstance(rs, (int, np.integer))):
+        raise ConfigError(f"{where}.random_state", rs, "an integer")
+    centroids = params.get("centroids")
+    if centroids is not None and not isinstance(centroids, (str, Path)):
+        raise ConfigError(f"{where}.centroids", centroids, "a path to a centroids .npz file")
+    options = {
+        "n_clusters": positive("n_clusters", None),
+        "random_state": rs,
+        "max_points_per_centroid": positive("max_points_per_centroid", 256),
+        "n_iter": positive("n_iter", 20),
+        "centroids": centroids,
+        "key": f"{where}.n_clusters",
+    }
+    return options, positive("batch_size", 16_384)
+
+
+def save_report_centroids(model: SphericalKMeans, out_dir: Path, name: str) -> str:
+    """Write a step's centroids to `<out_dir>/<name>_centroids.npz` (reusable via `centroids:`); returns the file name."""
+    path = Path(out_dir) / f"{name}_centroids.npz"
+    model.save(path)
+    return path.name
