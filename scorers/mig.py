@@ -1,0 +1,232 @@
+"""B3. Marginal information gain (after COMI, 2025) for text selection under a token budget.
+
+COMI compresses into soft tokens for a trained decoder. This module implements its selection
+principle for plain text (METHODS.md, B3):
+
+``MIG(u) = alpha * cos(e_u, q) - beta * max_{v != u} cos(e_u, e_v)``     (higher = keep)
+
+* Coarse: the context is split into groups (the passages; a single passage is split into fixed
+  windows of `group_size` units). Each group's embedding is the L2-normalised mean of its unit
+  embeddings (so a passage longer than the embedder window is represented by all of its units,
+  never truncated), and its group MIG is computed with the same formula over groups. The budget is
+  shared by ``softmax(group MIG / temperature)``, capped at each group's own size, with the excess
+  redistributed to the uncapped groups (water-filling), integers fixed by largest remainders.
+* Fine: inside a group, units are chosen greedily by the MMR form
+  ``alpha * cos(e_u, q) - beta * max_{v in S} cos(e_u, e_v)``, where S holds every unit already
+  selected (in this group or an earlier one), until the group's share is full. Groups are visited
+  in decreasing share; tokens a group cannot use pass to the next, and whatever is left at the end
+  goes to one last MMR pass over all remaining units (a documented addition: without it the output
+  can stop well short of the budget when shares do not match unit sizes).
+
+All functions are pure over arrays; :func:`select_mig` is the adapter the pipeline calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from datapruner.errors import ConfigError
+
+
+def mig_scores(unit_embeddings: np.ndarray, query_embedding: np.ndarray, *, alpha: float = 1.0, beta: float = 1.0) -> np.ndarray:
+    """Marginal information gain of every unit against the whole context.
+
+    Parameters
+    ----------
+    unit_embeddings : (n, d) float32, rows L2-normalised.
+    query_embedding : (d,) float32, L2-normalised.
+    alpha, beta : weights of relevance and redundancy (COMI: both 1).
+
+    Returns
+    -------
+    (n,) float64; higher = more relevant and less redundant. With one unit the redundancy is 0.
+    """
+    e = np.asarray(unit_embeddings, dtype=np.float64)
+    q = np.asarray(query_embedding, dtype=np.float64)
+    n = len(e)
+    if n == 0:
+        return np.zeros(0)
+    relevance = e @ q
+    if n == 1:
+        return alpha * relevance
+    sim = e @ e.T
+    np.fill_diagonal(sim, -np.inf)
+    return alpha * relevance - beta * sim.max(axis=1)
+
+
+def allocate_shares(group_mig: np.ndarray, group_tokens: np.ndarray, budget: int, *, temperature: float = 0.1) -> np.ndarray:
+    """Share an integer token budget over groups by ``softmax(group_mig / temperature)``.
+
+    Parameters
+    ----------
+    group_mig : (g,) group scores, higher = more budget.
+    group_tokens : (g,) tokens each group holds; a share never exceeds it.
+    budget : total tokens to share (>= 0).
+    temperature : softmax temperature (> 0); lower concentrates the budget on the best groups.
+
+    Returns
+    -------
+    (g,) int64 shares, ``shares <= group_tokens`` and ``shares.sum() == min(budget, group_tokens.sum())``.
+    """
+    if temperature <= 0:
+        raise ConfigError("mig_temperature", temperature, "a number > 0")
+    m = np.asarray(group_mig, dtype=np.float64)
+    cap = np.asarray(group_tokens, dtype=np.float64)
+    g = len(m)
+    if g == 0:
+        return np.zeros(0, dtype=np.int64)
+    total = float(min(budget, cap.sum()))
+    z = (m - m.max()) / temperature
+    p = np.exp(z)
+    p /= p.sum()
+    share = np.zeros(g)
+    free = np.ones(g, dtype=bool)
+    left = total
+    for _ in range(g + 1):  # water-filling: each round caps at least one group or finishes
+        if left <= 1e-9 or not free.any():
+            break
+        want = left * p[free] / p[free].sum()
+        idx = np.flatnonzero(free)
+        room = cap[idx] - share[idx]
+        over = want >= room
+        if not over.any():
+            share[idx] += want
+            left = 0.0
+            break
+        share[idx[over]] = cap[idx[over]]
+        left -= room[over].sum()
+        free[idx[over]] = False
+    # integers by largest remainders, never above a group's size
+    base = np.floor(share + 1e-9)
+    rest = int(round(total - base.sum()))
+    if rest > 0:
+        order = np.lexsort((np.arange(g), -(share - base)))
+        for i in order:
+            if rest == 0:
+                break
+            if base[i] + 1 <= cap[i]:
+                base[i] += 1
+                rest -= 1
+    return base.astype(np.int64)
+
+
+def mmr_select(
+    unit_embeddings: np.ndarray,
+    query_embedding: np.ndarray,
+    weights: np.ndarray,
+    candidates: np.ndarray,
+    capacity: int,
+    selected: np.ndarray,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    min_score: float = -np.inf,
+) -> int:
+    """Greedy MMR: add the best fitting candidate until nothing fits (or scores fall below `min_score`).
+
+    Parameters
+    ----------
+    unit_embeddings : (n, d) L2-normalised.
+    query_embedding : (d,).
+    weights : (n,) tokens per unit.
+    candidates : indices allowed in this call.
+    capacity : tokens available; ``None``-free: pass a large int for "no cap".
+    selected : (n,) bool, updated in place; redundancy is measured against every True unit.
+    min_score : stop when the best MMR score is below this (threshold mode).
+
+    Returns
+    -------
+    tokens used by this call.
+    """
+    e = np.asarray(unit_embeddings, dtype=np.float64)
+    relevance = alpha * (e @ np.asarray(query_embedding, dtype=np.float64))
+    cand = [int(i) for i in candidates if not selected[i]]
+    if not cand:
+        return 0
+    cand_arr = np.array(cand)
+    chosen = np.flatnonzero(selected)
+    redundancy = np.full(len(cand_arr), 0.0)
+    if len(chosen):
+        redundancy = (e[cand_arr] @ e[chosen].T).max(axis=1)
+    alive = np.ones(len(cand_arr), dtype=bool)
+    used, left = 0, capacity
+    while True:
+        fits = alive & (np.asarray(weights)[cand_arr] <= left)
+        if not fits.any():
+            break
+        score = relevance[cand_arr] - beta * redundancy
+        score = np.where(fits, score, -np.inf)
+        j = int(np.argmax(score))
+        if score[j] < min_score:
+            break
+        i = int(cand_arr[j])
+        selected[i] = True
+        alive[j] = False
+        used += int(weights[i])
+        left -= int(weights[i])
+        redundancy = np.maximum(redundancy, e[cand_arr] @ e[i])
+    return used
+
+
+def select_mig(
+    unit_embeddings: np.ndarray,
+    query_embedding: np.ndarray,
+    weights: np.ndarray,
+    groups: np.ndarray,
+    *,
+    capacity: int | None,
+    threshold: float | None = None,
+    preselected: np.ndarray | None = None,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    temperature: float = 0.1,
+) -> np.ndarray:
+    """Coarse group shares then fine greedy MMR inside groups.
+
+    Parameters
+    ----------
+    unit_embeddings : (n, d) L2-normalised unit embeddings.
+    query_embedding : (d,) L2-normalised query embedding.
+    weights : (n,) tokens per unit.
+    groups : (n,) int group id of each unit (0..g-1).
+    capacity : tokens available after `preselected` units (None = threshold mode).
+    threshold : in threshold mode, keep units while their MMR score is at least this.
+    preselected : (n,) bool units already kept (forced); they count as selected for redundancy.
+
+    Returns
+    -------
+    (n,) bool mask of kept units (including `preselected`).
+    """
+    e = np.asarray(unit_embeddings, dtype=np.float64)
+    n = len(e)
+    selected = np.zeros(n, dtype=bool) if preselected is None else np.asarray(preselected, dtype=bool).copy()
+    if n == 0:
+        return selected
+    w = np.asarray(weights, dtype=np.int64)
+    if capacity is None:
+        mmr_select(e, query_embedding, w, np.arange(n), np.iinfo(np.int64).max, selected, alpha=alpha, beta=beta,
+                   min_score=-np.inf if threshold is None else threshold)
+        return selected
+    groups = np.asarray(groups, dtype=np.int64)
+    g = int(groups.max()) + 1
+    group_emb = np.zeros((g, e.shape[1]))
+    np.add.at(group_emb, groups, e)
+    norms = np.linalg.norm(group_emb, axis=1, keepdims=True)
+    group_emb = group_emb / np.where(norms > 0, norms, 1.0)
+    group_tokens = np.bincount(groups, weights=np.where(selected, 0, w), minlength=g)
+    present = np.bincount(groups, minlength=g) > 0
+    group_mig = mig_scores(group_emb[present], query_embedding, alpha=alpha, beta=beta)
+    full_mig = np.full(g, -np.inf)
+    full_mig[present] = group_mig
+    shares = np.zeros(g, dtype=np.int64)
+    shares[present] = allocate_shares(group_mig, group_tokens[present], capacity, temperature=temperature)
+    carry = 0
+    for gi in np.lexsort((np.arange(g), -shares)):
+        if not present[gi]:
+            continue
+        budget = int(shares[gi]) + carry
+        used = mmr_select(e, query_embedding, w, np.flatnonzero(groups == gi), budget, selected, alpha=alpha, beta=beta)
+        carry = budget - used
+    if carry > 0:
+        mmr_select(e, query_embedding, w, np.arange(n), carry, selected, alpha=alpha, beta=beta)
+    return selected
