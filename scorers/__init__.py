@@ -10,4 +10,8 @@ CATALOG = {
     "prototypicality": "datapruner.scorers.prototypicality",
     "density": "datapruner.scorers.density",
     "semdedup": "datapruner.scorers.semdedup",
+    "el2n": "datapruner.scorers.el2n",
+    "grand": "datapruner.scorers.grand",
+    "confident_learning": "datapruner.scorers.confident_learning",
+    "eu_quadrants": "datapruner.scorers.eu_quadrants",
 }

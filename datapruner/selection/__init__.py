@@ -17,6 +17,8 @@ CATALOG = {
     "band": "datapruner.selection.ranking",
     "threshold": "datapruner.selection.ranking",
     "drop_flagged": "datapruner.selection.flags",
+    "quadrants": "datapruner.selection.quadrants",
+    "drop_label_issues": "datapruner.selection.label_issues",
     "cluster_quota": "datapruner.selection.quotas",
     "prototypes": "datapruner.selection.quotas",
 }

@@ -1,0 +1,199 @@
+"""A8. Error-Uncertainty plane quadrants (Q-Tuning, "Winning the Pruning Gamble", 2025).
+
+Thresholds are quantiles of the candidates' error E and uncertainty U:
+``E_hi = Q_{1-a}(E)``, ``E_lo = Q_a(E)``, ``U_hi = Q_{1-b}(U)``, ``U_lo = Q_b(U)``.
+
+- Q1 (E >= E_hi, U >= U_hi): harmful noise, dropped;
+- Q2 (E >= E_hi, U <= U_lo): valuable misconception, kept (its tokens can then be pruned);
+- Q3 (E <= E_lo, U <= U_lo): redundant, dropped;
+- Q4 (E <= E_lo, U >= U_hi): calibration, kept whole;
+- anything between the bands: ``unassigned``, dropped.
+
+The project's choice where the paper leaves one open: a = b = t, and t in [0, 0.49] is found by
+bisection (9 steps) as the widest band whose Q2 + Q4 does not exceed the budget. When Q2 + Q4
+holds fewer rows than the budget, rows are topped up from Q1 and Q3 by ``max(P - H, H - P)`` on
+min-max-normalised error P and uncertainty H (largest first), and, if Q1 and Q3 run out, from the
+unassigned rows by the same rule. Exactly ``count_for(keep, n)`` rows are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from datapruner.errors import ConfigError, InputDataError
+from datapruner.selection.base import Policy, count_for, keep_fraction
+
+QUADRANTS = ("Q1", "Q2", "Q3", "Q4", "unassigned")
+QUADRANT_MEANING = {
+    "Q1": "harmful noise (high error, high uncertainty)",
+    "Q2": "valuable misconception (high error, low uncertainty)",
+    "Q3": "redundant (low error, low uncertainty)",
+    "Q4": "calibration (low error, high uncertainty)",
+    "unassigned": "between the quantile bands",
+}
+MAX_BAND = 0.49
+BISECTION_STEPS = 9
+
+
+@dataclass(frozen=True)
+class QuadrantAssignment:
+    """Result of `eu_quadrants`.
+
+    quadrant : (N,) str, one of "Q1".."Q4", "unassigned".
+    keep : (N,) bool; Q2 and Q4 rows plus any top-up rows.
+    topped_up : (N,) bool; rows kept from Q1 / Q3 / unassigned to meet the budget.
+    a, b : the quantile band widths found by bisection (a = b).
+    error_bounds, uncertainty_bounds : (lo, hi) thresholds.
+    """
+
+    quadrant: np.ndarray
+    keep: np.ndarray
+    topped_up: np.ndarray
+    a: float
+    b: float
+    error_bounds: tuple[float, float]
+    uncertainty_bounds: tuple[float, float]
+
+    def counts(self) -> dict[str, int]:
+        return {q: int((self.quadrant == q).sum()) for q in QUADRANTS}
+
+
+def _assign(error: np.ndarray, uncertainty: np.ndarray, t: float) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+    e_lo, e_hi = np.quantile(error, [t, 1.0 - t])
+    u_lo, u_hi = np.quantile(uncertainty, [t, 1.0 - t])
+    high_e, low_e = error >= e_hi, error <= e_lo
+    high_u, low_u = uncertainty >= u_hi, uncertainty <= u_lo
+    quadrant = np.full(len(error), "unassigned", dtype=object)
+    quadrant[low_e & high_u] = "Q4"
+    quadrant[low_e & low_u] = "Q3"
+    quadrant[high_e & low_u] = "Q2"
+    quadrant[high_e & high_u] = "Q1"
+    return quadrant, (float(e_lo), float(e_hi)), (float(u_lo), float(u_hi))
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    span = x.max() - x.min()
+    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+
+
+def eu_quadrants(error: Any, uncertainty: Any, *, keep: float) -> QuadrantAssignment:
+    """Place every sample in an Error-Uncertainty quadrant and keep Q2 + Q4 within a sample budget.
+
+    Parameters
+    ----------
+    error : (N,) float, finite
+        Error E of each sample: response perplexity under the reference LM, or for classifiers the
+        cross-entropy of the given label. Higher = the model finds the target more surprising.
+    uncertainty : (N,) float, finite
+        Uncertainty U: mean full-vocabulary predictive entropy over response tokens, or for
+        classifiers the entropy of `pred_probs`. Higher = the model is less sure.
+    keep : float in (0, 1]
+        Sample budget: the fraction of the N samples to keep.
+
+    Returns
+    -------
+    QuadrantAssignment with each row's quadrant, the keep mask (exactly ``count_for(keep, N)``
+    rows), which rows were topped up, and the thresholds.
+    """
+    e = np.asarray(error, dtype=np.float64)
+    u = np.asarray(uncertainty, dtype=np.float64)
+    if e.ndim != 1 or u.shape != e.shape:
+        raise InputDataError(f"error and uncertainty must be 1-D arrays of one length; given shapes {e.shape} and {u.shape}")
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(u))):
+        raise InputDataError("error and uncertainty must be finite; drop rows without scores first (the quadrants policy does)")
+    frac = keep_fraction(keep, "eu_quadrants.keep")
+    n = len(e)
+    target = count_for(frac, n)
+    empty = np.zeros(n, dtype=bool)
+    if n == 0:
+        return QuadrantAssignment(np.zeros(0, dtype=object), empty, empty, 0.0, 0.0, (np.nan, np.nan), (np.nan, np.nan))
+
+    def kept(t: float) -> int:
+        q = _assign(e, u, t)[0]
+        return int(np.isin(q, ("Q2", "Q4")).sum())
+
+    if kept(MAX_BAND) <= target:
+        t = MAX_BAND
+    else:
+        lo, hi = 0.0, MAX_BAND
+        for _ in range(BISECTION_STEPS):
+            mid = (lo + hi) / 2
+            if kept(mid) <= target:
+                lo = mid
+            else:
+                hi = mid
+        t = lo
+    quadrant, e_bounds, u_bounds = _assign(e, u, t)
+    keep_mask = np.isin(quadrant, ("Q2", "Q4"))
+    disagreement = np.abs(_minmax(e) - _minmax(u))  # max(P - H, H - P)
+    if keep_mask.sum() > target:  # only through ties at t = 0: keep the most Q2/Q4-like of them
+        rows = np.flatnonzero(keep_mask)
+        keep_mask = empty.copy()
+        keep_mask[rows[np.lexsort((rows, -disagreement[rows]))][:target]] = True
+    topped = empty.copy()
+    missing = target - int(keep_mask.sum())
+    if missing > 0:
+        for pool in (np.isin(quadrant, ("Q1", "Q3")), quadrant == "unassigned", np.isin(quadrant, ("Q2", "Q4"))):
+            rows = np.flatnonzero(pool & ~keep_mask)
+            order = rows[np.lexsort((rows, -disagreement[rows]))][:missing]
+            keep_mask[order] = True
+            topped[order] = ~np.isin(quadrant[order], ("Q2", "Q4"))
+            missing -= len(order)
+            if missing <= 0:
+                break
+    return QuadrantAssignment(quadrant, keep_mask, topped, t, t, e_bounds, u_bounds)
+
+
+class Quadrants(Policy):
+    """Keep Q2 (misconception) + Q4 (calibration) samples of the EU plane within a `keep` budget.
+
+    Records each candidate's quadrant in the `quadrant` audit column (null for rows that were not
+    candidates), and, when the scorer produced a token-pruned response, the pruned text of the kept
+    Q2 rows in `q2_pruned_response`.
+    """
+
+    name = "quadrants"
+    required = ("keep",)
+    params_doc = {
+        "keep": "fraction of the candidates to keep, in (0, 1]",
+        "error": "error column (default eu_error)",
+        "uncertainty": "uncertainty column (default eu_uncertainty)",
+        "pruned_column": "column of token-pruned responses (default eu_pruned_response when present)",
+    }
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        keep_fraction(self.params["keep"], f"selection[{self.name}].keep")
+        self._audit: dict[str, np.ndarray] = {}
+
+    @property
+    def score_column(self) -> str | None:
+        return self.params.get("error", "eu_error")
+
+    def select(self, scores, candidates):
+        e = self.column(scores, self.params.get("error", "eu_error"))
+        u = self.column(scores, self.params.get("uncertainty", "eu_uncertainty"))
+        rows = np.flatnonzero(candidates & np.isfinite(e) & np.isfinite(u))
+        result = eu_quadrants(e[rows], u[rows], keep=float(self.params["keep"]))
+        n = len(candidates)
+        quadrant = np.full(n, None, dtype=object)
+        quadrant[rows] = result.quadrant
+        mask = np.zeros(n, dtype=bool)
+        mask[rows[result.keep]] = True
+        self._audit = {"quadrant": quadrant}
+        pruned_col = self.params.get("pruned_column", "eu_pruned_response")
+        if pruned_col in scores:
+            pruned = np.full(n, None, dtype=object)
+            q2 = rows[result.keep & (result.quadrant == "Q2")]
+            pruned[q2] = np.asarray(scores[pruned_col], dtype=object)[q2]
+            self._audit["q2_pruned_response"] = pruned
+        elif "pruned_column" in self.params:
+            raise ConfigError(f"selection[{self.name}].pruned_column", pruned_col, f"a column produced by a scorer: {sorted(scores)}")
+        self.result_ = result
+        return mask
+
+    def audit_columns(self) -> dict[str, np.ndarray]:
+        return dict(self._audit)

@@ -1,0 +1,138 @@
+"""A7. Confident learning (Northcutt et al. 2021) through `cleanlab`, never reimplemented.
+
+Needs out-of-sample `pred_probs`: the `confident_learning` step trains the proxy classifier with
+K-fold cross-validation (default 5 folds, averaged over S seeds), or reads a user column of
+logits/probabilities (which must then be out-of-sample too). Per row it writes the cleanlab
+label-quality score (lower = more suspicious), the issue flag (`cleanlab.filter.find_label_issues`,
+default `prune_by_noise_rate`) and the suggested label (argmax of `pred_probs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datapruner.dataset import Batch
+from datapruner.errors import ConfigError
+from datapruner.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
+from datapruner.steps import ScoreStep
+
+FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
+QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
+
+
+@dataclass(frozen=True)
+class LabelQuality:
+    """Per-row results of `label_quality`, each of shape (N,).
+
+    label_quality : float in [0, 1]; lower = more likely mislabeled.
+    is_label_issue : bool; True = cleanlab flags the given label as wrong.
+    suggested_label : int; argmax of `pred_probs` (the class the model believes).
+    """
+
+    label_quality: np.ndarray
+    is_label_issue: np.ndarray
+    suggested_label: np.ndarray
+
+
+def label_quality(
+    labels: Any,
+    pred_probs: Any,
+    *,
+    filter_by: str = "prune_by_noise_rate",
+    method: str = "self_confidence",
+) -> LabelQuality:
+    """Score every given label with cleanlab and flag likely label errors.
+
+    Parameters
+    ----------
+    labels : (N,) int class indices in ``0 .. K-1``; at least two classes present.
+    pred_probs : (N, K) out-of-sample predicted probabilities (cross-validated), rows sum to 1.
+    filter_by : cleanlab `find_label_issues` rule, default ``"prune_by_noise_rate"``.
+    method : cleanlab `get_label_quality_scores` method, default ``"self_confidence"``.
+
+    Returns
+    -------
+    LabelQuality with `label_quality` (lower = more suspicious), `is_label_issue` (True = suspicious)
+    and `suggested_label`.
+    """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    if filter_by not in FILTERS:
+        raise ConfigError("filter_by", filter_by, f"one of {list(FILTERS)}")
+    if method not in QUALITY_METHODS:
+        raise ConfigError("method", method, f"one of {list(QUALITY_METHODS)}")
+    p = check_pred_probs(pred_probs, labels=labels)
+    if p.ndim != 2:
+        raise ConfigError("pred_probs", f"shape {p.shape}", "shape (N, K): average the runs' out-of-sample probabilities first")
+    y = np.asarray(labels, dtype=np.int64)
+    if np.unique(y).size < 2:
+        from datapruner.errors import InputDataError
+
+        raise InputDataError(f"labels contain a single class ({int(y[0])}); confident learning needs at least two classes")
+    issues = find_label_issues(y, p, filter_by=filter_by, n_jobs=1)
+    quality = get_label_quality_scores(y, p, method=method)
+    return LabelQuality(np.asarray(quality, dtype=np.float64), np.asarray(issues, dtype=bool), p.argmax(1).astype(np.int64))
+
+
+class ConfidentLearningStep(ScoreStep):
+    """Adds `label_quality`, `is_label_issue` and `suggested_label` from cleanlab on out-of-sample pred_probs."""
+
+    name = "confident_learning"
+    needs = frozenset({"text", "labels", "embeddings"})
+    columns = {
+        "label_quality": "cleanlab label quality score in [0, 1]; lower = more likely mislabeled",
+        "is_label_issue": "true when cleanlab's find_label_issues flags the given label",
+        "suggested_label": "the label the out-of-sample model predicts (argmax of pred_probs), in the input's label values",
+    }
+    params_doc = {
+        **PROXY_PARAMS_DOC,
+        **COLUMN_PARAMS_DOC,
+        "filter_by": f"cleanlab find_label_issues rule, one of {list(FILTERS)} (default prune_by_noise_rate)",
+        "method": f"cleanlab label quality method, one of {list(QUALITY_METHODS)} (default self_confidence)",
+    }
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        where = f"scorers[{self.name}].params"
+        if params.get("filter_by", "prune_by_noise_rate") not in FILTERS:
+            raise ConfigError(f"{where}.filter_by", params["filter_by"], f"one of {list(FILTERS)}")
+        if params.get("method", "self_confidence") not in QUALITY_METHODS:
+            raise ConfigError(f"{where}.method", params["method"], f"one of {list(QUALITY_METHODS)}")
+        if column_source(params, where):
+            self.needs = frozenset({"text", "labels"})
+
+    def fit(self, view) -> None:
+        n = view.n_rows
+        self.quality = np.full(n, np.nan)
+        self.issue = np.full(n, None, dtype=object)
+        self.suggested = np.full(n, None, dtype=object)
+        probs = view_pred_probs(view, self.params, where=f"scorers[{self.name}].params", sample="cross_val")[0]
+        ok = np.all(np.isfinite(probs), axis=1) & (view.labels >= 0)
+        rows = np.flatnonzero(ok)
+        if rows.size == 0:
+            return
+        result = label_quality(
+            view.labels[rows], probs[rows],
+            filter_by=self.params.get("filter_by", "prune_by_noise_rate"),
+            method=self.params.get("method", "self_confidence"),
+        )
+        names = view.info.label_names
+        self.quality[rows] = result.label_quality
+        self.issue[rows] = result.is_label_issue.tolist()
+        self.suggested[rows] = [names[i] if names is not None and i < len(names) else int(i) for i in result.suggested_label]
+        self.n_issues = int(result.is_label_issue.sum())
+
+    def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        s = slice(batch.start, batch.start + len(batch))
+        return {"label_quality": self.quality[s].copy(), "is_label_issue": self.issue[s].copy(), "suggested_label": self.suggested[s].copy()}
+
+    def write_report(self, out_dir: Path, scores: dict[str, np.ndarray]) -> dict[str, Any]:
+        flags = scores.get("is_label_issue")
+        if flags is None:
+            return {}
+        return {"label_issues": int(sum(1 for v in flags if v is True)), "rows_checked": int(sum(1 for v in flags if v is not None))}

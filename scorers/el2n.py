@@ -1,0 +1,97 @@
+"""A1. EL2N (Paul et al. 2021, "Deep Learning on a Data Diet").
+
+``el2n_i = || softmax(f(x_i)) - onehot(y_i) ||_2``, averaged over S independently initialised runs,
+each scored after E early epochs. High = hard / informative (and, at the very top, often
+mislabeled: the `top_fraction` policy's `offset` skips that top slice).
+
+Sources of `f` for the `el2n` step:
+1. the proxy classifier on frozen embeddings (default; `datapruner.proxy.ProxyClassifier`, S runs
+   trained on every labelled row and scored in-sample after E epochs, as the paper does);
+2. the user's model through `scorers.training_hooks` (`scores_file`: a Parquet file written by the
+   plain helper or the `TrainerCallback`);
+3. a column of precomputed logits or probabilities (`logits_column` / `probs_column`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from datapruner.dataset import Batch
+from datapruner.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
+from datapruner.steps import ScoreStep
+
+
+def el2n_scores(pred_probs: Any, labels: Any) -> np.ndarray:
+    """EL2N score of every example: the L2 norm of the error vector ``p - onehot(y)``.
+
+    Parameters
+    ----------
+    pred_probs : array of shape (N, K), or (S, N, K) for S independently initialised runs
+        Predicted class probabilities; every row sums to 1.
+    labels : array of shape (N,)
+        Given class indices in ``0 .. K-1``.
+
+    Returns
+    -------
+    (N,) float64 in ``[0, sqrt(2)]``; with S runs, the mean of the S per-run norms.
+    Higher = harder / more informative (and, at the extreme, more likely mislabeled).
+    """
+    p = check_pred_probs(pred_probs, labels=labels)
+    y = np.asarray(labels, dtype=np.int64)
+    err = p.copy()
+    rows = np.arange(len(y))
+    err[..., rows, y] -= 1.0
+    norms = np.sqrt((err**2).sum(-1))
+    return norms.mean(0) if norms.ndim == 2 else norms
+
+
+def scores_over_rows(pred_probs: np.ndarray, labels: np.ndarray | None, fn) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a (pred_probs, labels) score function to the rows with a label and finite pred_probs.
+
+    `pred_probs` is (S, N, K) with NaN rows where a row cannot be scored. Returns (rows, values).
+    """
+    ok = np.all(np.isfinite(pred_probs), axis=(0, 2))
+    if labels is not None:
+        ok &= labels >= 0
+    rows = np.flatnonzero(ok)
+    if rows.size == 0:
+        return rows, np.zeros(0)
+    p = pred_probs[:, rows]
+    return rows, fn(p if p.shape[0] > 1 else p[0], None if labels is None else labels[rows])
+
+
+class EL2NStep(ScoreStep):
+    """Adds `el2n`: mean over S proxy runs (or the user's model) of ||p - onehot(y)||_2; higher = harder."""
+
+    name = "el2n"
+    needs = frozenset({"text", "labels", "embeddings"})
+    columns = {"el2n": "||softmax(f(x)) - onehot(y)||_2 averaged over runs; higher = harder / more informative, extreme = likely mislabeled"}
+    params_doc = {
+        **PROXY_PARAMS_DOC,
+        **COLUMN_PARAMS_DOC,
+        "pred_probs": "'in_sample' (default; the paper: runs trained on all rows, scored after E epochs) or 'cross_val' (out-of-sample)",
+        "scores_file": "Parquet file of recorded per-example scores (id, epoch, el2n) from scorers.training_hooks; replaces the proxy",
+        "epoch": "with scores_file: the recorded epoch to use (default: the latest)",
+    }
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        if column_source(params, f"scorers[{self.name}].params") or params.get("scores_file"):
+            self.needs = frozenset({"text", "labels"}) if not params.get("scores_file") else frozenset({"text"})
+
+    def fit(self, view) -> None:
+        from datapruner.scorers.training_hooks import recorded_scores_for_step
+
+        recorded = recorded_scores_for_step(self, view, "el2n")
+        if recorded is not None:
+            self.values = recorded
+            return
+        self.values = np.full(view.n_rows, np.nan)
+        probs = view_pred_probs(view, self.params, where=f"scorers[{self.name}].params", sample=self.params.get("pred_probs", "in_sample"))
+        rows, values = scores_over_rows(probs, view.labels, el2n_scores)
+        self.values[rows] = values
+
+    def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        return {"el2n": self.values[batch.start : batch.start + len(batch)].copy()}
