@@ -175,6 +175,8 @@ def enforce_cap(
     render: Callable[[list[int]], str],
     count: Callable[[str], int],
     cap: int | None,
+    *,
+    dependents: Callable[[int], set[int]] | None = None,
 ) -> tuple[list[int], str, int]:
     """Re-count the rendered output and drop the lowest-value units until it fits the cap.
 
@@ -185,6 +187,8 @@ def enforce_cap(
     render : builds the output text from a list of kept unit ids (joins, markers...).
     count : token counter of a text.
     cap : the hard cap, or None for no cap.
+    dependents : units that must go whenever a given unit goes (a code signature takes its
+        function's body with it); None when units are independent.
 
     Returns
     -------
@@ -198,8 +202,9 @@ def enforce_cap(
         return kept, text, tokens
     dropped = 0
     while tokens > cap and kept:
-        worst = min(range(len(kept)), key=lambda j: (values[kept[j]], -j))
-        kept.pop(worst)
+        worst = kept[min(range(len(kept)), key=lambda j: (values[kept[j]], -j))]
+        gone = {worst} | (dependents(worst) if dependents else set())
+        kept = [i for i in kept if i not in gone]
         dropped += 1
         text = render(kept)
         tokens = count(text)

@@ -18,8 +18,10 @@ Code units
 ----------
 Python (parsed with :mod:`ast`): a *chunk* is a top-level function, a method (with its class
 header as its own small chunk), or a run of other module-level statements. Inside a function the
-signature (decorators, ``def`` line(s) and docstring) and top-level ``return`` statements are
-*structural* units; every other top-level statement of the body is one unit. Eliding whole
+signature (decorators and the ``def`` line(s) up to the body) and top-level ``return`` statements
+are *structural* units; every other top-level statement of the body (the docstring included) is
+one unit. A class header is the ``class`` line(s); a method's chunk has the header's chunk as its
+``parent``. Eliding whole
 statements and replacing them with a comment (or ``...`` when a body would be empty) keeps the
 output parseable.
 
@@ -236,10 +238,6 @@ def _stmt_first_line(node: ast.stmt) -> int:
     return min([node.lineno] + [d.lineno for d in decorators])
 
 
-def _is_docstring(node: ast.stmt) -> bool:
-    return isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) and isinstance(node.value.value, str)
-
-
 def _python_units(text: str, tree: ast.Module) -> list[CodeUnit]:
     starts = _line_starts(text)
     units: list[CodeUnit] = []
@@ -266,8 +264,7 @@ def _python_units(text: str, tree: ast.Module) -> list[CodeUnit]:
         nonlocal chunk
         chunk += 1
         body = node.body
-        has_doc = _is_docstring(body[0])
-        sig_last = body[0].end_lineno if has_doc else body[0].lineno - 1
+        sig_last = body[0].lineno - 1
         if sig_last < node.lineno:  # one-line def: "def f(): return 1"
             sig_last = node.end_lineno or node.lineno
         add(_stmt_first_line(node), sig_last, True, node.name, parent)
@@ -287,7 +284,7 @@ def _python_units(text: str, tree: ast.Module) -> list[CodeUnit]:
                 chunk += 1
                 header_chunk = chunk
                 body = node.body
-                head_last = body[0].end_lineno if _is_docstring(body[0]) else body[0].lineno - 1
+                head_last = body[0].lineno - 1
                 if head_last < node.lineno:  # one-line class
                     add(_stmt_first_line(node), node.end_lineno or node.lineno, True, node.name, parent)
                     run_open = False

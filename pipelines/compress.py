@@ -285,7 +285,7 @@ def embed_full(embedder, texts: list[str]) -> np.ndarray:
     if len(long):
         tok = embedder.model.tokenizer
         for i in long:
-            offsets = tok(texts[i], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            offsets = tok(texts[i], add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
             if len(offsets) <= window - 2:
                 continue
             step = window - 2
@@ -554,6 +554,19 @@ def _close_code(it: _Item) -> None:
     it.keep |= np.isin(it.chunk, list(chunks)) & it.structural
 
 
+def _code_dependents(it: _Item, unit: int) -> set[int]:
+    """Dropping a chunk's header (its first, structural unit) drops the chunk and its child chunks."""
+    chunk = int(it.chunk[unit])
+    first = int(np.flatnonzero(it.chunk == chunk)[0])
+    if unit != first or not it.structural[unit]:
+        return set()
+    chunks, frontier = {chunk}, {chunk}
+    while frontier:
+        frontier = {int(c) for c in np.unique(it.chunk[np.isin(it.parent, list(frontier))])} - chunks
+        chunks |= frontier
+    return set(np.flatnonzero(np.isin(it.chunk, list(chunks))).tolist())
+
+
 def _render(it: _Item, kept: list[int], opts: CompressOptions, passage_order: list[int]) -> str:
     kept_set = set(kept)
     parts = []
@@ -609,7 +622,8 @@ def _finish(it: _Item, opts: CompressOptions, counter: TokenCounter) -> Compress
     rank = {p: r for r, p in enumerate(passage_order)}
     kept = sorted(np.flatnonzero(it.keep).tolist(), key=lambda i: (rank[int(it.passage[i])], i))
     kept, text, tokens = enforce_cap(kept, _drop_values(it), lambda ids: _render(it, ids, opts, passage_order),
-                                     counter.count, it.cap)
+                                     counter.count, it.cap,
+                                     dependents=(lambda i: _code_dependents(it, i)) if opts.content == "code" else None)
     units = [KeptUnit(int(it.passage[i]), int(it.spans[i][0]), int(it.spans[i][1]), float(it.scores[i]), it.texts[i])
              for i in kept]
     return CompressionResult(text=text, units=units, passage_scores=[float(x) for x in it.passage_scores],
