@@ -270,7 +270,9 @@ class SphericalKMeans:
             raise InputDataError(f"{str(path)!r} is not a centroids file written by SphericalKMeans.save ({exc})") from None
         model = cls(int(c.shape[0]), random_state=meta.get("random_state", 0),
                     max_points_per_centroid=meta.get("max_points_per_centroid", 256), n_iter=meta.get("n_iter", 20))
-        model.centroids_ = normalize_rows(c, where="centroids")
+        unit = normalize_rows(c, where="centroids")  # rejects NaN / zero rows
+        # keep the saved values bit for bit when they are already unit norm, so results reproduce exactly
+        model.centroids_ = c if np.allclose(np.linalg.norm(c, axis=1), 1.0, atol=1e-5) else unit
         model.n_samples_fit_ = meta.get("n_samples_fit")
         return model
 
