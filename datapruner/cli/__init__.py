@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "datapruner.cli.prune_cmd",
     "datapruner.cli.info_cmd",
     "datapruner.cli.train_pruner_cmd",
+    "datapruner.cli.compress_cmd",
+    "datapruner.cli.serve_cmd",
 ]
 
 
