@@ -76,7 +76,10 @@ def get_class_prototypes(embeddings: np.ndarray, labels: np.ndarray, *, n_classe
         lab = labels[s : s + batch_size]
         idx = np.flatnonzero(lab >= 0)
         if idx.size:
-            np.add.at(sums, lab[idx], normalize_rows(np.asarray(embeddings[s : s + batch_size])[idx], offset=s))
+            x = normalize_rows(np.asarray(embeddings[s : s + batch_size])[idx], offset=s)
+            order = np.argsort(lab[idx], kind="stable")
+            classes, starts = np.unique(lab[idx][order], return_index=True)
+            sums[classes] += np.add.reduceat(x[order], starts, axis=0)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (sums / np.where(norms > 0, norms, np.nan)).astype(np.float32)
