@@ -118,3 +118,26 @@ def test_config_errors_name_the_field(tmp_path, sst2_with_invalid):
         curate(_config(sst2_with_invalid, tmp_path / "x", semdedup={"eps": 1.2}))
     with pytest.raises(ConfigError, match=r"scorers\[semdedup\]\.params\.n_clusters.*at most the number of rows"):
         curate(_config(sst2_with_invalid, tmp_path / "y", semdedup={"n_clusters": 500}))
+
+
+def test_killed_semdedup_step_resumes(tmp_path, sst2_with_invalid, monkeypatch):
+    import datapruner.scorers.semdedup as semdedup
+
+    real, calls = semdedup.find_semantic_duplicates, {"n": 0}
+
+    def dies_after_five(*args, **kwargs):
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("killed")
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    cfg = _config(sst2_with_invalid, tmp_path / "run")
+    monkeypatch.setattr(semdedup, "find_semantic_duplicates", dies_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        curate(cfg)
+    monkeypatch.setattr(semdedup, "find_semantic_duplicates", real)
+    resumed = curate(_config(sst2_with_invalid, tmp_path / "run"))
+    clusters = resumed.manifest["report"]["semdedup"]["clusters"]
+    assert clusters["skipped"] == 5 and clusters["computed"] == clusters["clusters"] - 5
+    fresh = curate(_config(sst2_with_invalid, tmp_path / "fresh"))
+    _assert_same_table(pq.read_table(resumed.scores_path), pq.read_table(fresh.scores_path))
