@@ -55,6 +55,16 @@ def read_sample(test_data: Path, name: str) -> tuple[list[str], list[str]]:
     return [r[text_col] for r in rows], [r[label_col] for r in rows]
 
 
+def cached_sample_embeddings(test_data: Path, name: str, embedder) -> np.ndarray:
+    """Embeddings through the pipeline's on-disk cache, so the config tests reuse them (and vice versa)."""
+    from datapruner.dataset import ColumnMap, Dataset
+    from datapruner.embedding_cache import cached_embeddings
+
+    file, text_col, label_col = DATASETS[name]
+    dataset = Dataset(test_data / "classification" / file, format="csv", columns=ColumnMap(text=text_col, label=label_col))
+    return np.asarray(cached_embeddings(dataset, embedder), dtype=np.float32)
+
+
 @pytest.fixture(scope="session")
 def noisy_samples(test_data, embedder) -> dict[str, NoisySample]:
     out = {}
@@ -63,7 +73,7 @@ def noisy_samples(test_data, embedder) -> dict[str, NoisySample]:
         names = sorted(set(raw))
         clean = np.array([names.index(v) for v in raw], dtype=np.int64)
         noisy, flipped = flip_labels(clean, len(names))
-        out[name] = NoisySample(name, texts, names, clean, noisy, flipped, embedder.embed(texts))
+        out[name] = NoisySample(name, texts, names, clean, noisy, flipped, cached_sample_embeddings(test_data, name, embedder))
     return out
 
 
