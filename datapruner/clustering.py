@@ -71,13 +71,14 @@ def check_n_clusters(n_clusters: Any, n_rows: int, *, key: str = "n_clusters") -
     return int(n_clusters)
 
 
-def normalize_rows(x: np.ndarray, *, offset: int = 0, where: str = "embeddings") -> np.ndarray:
+def normalize_rows(x: np.ndarray, *, offset: int = 0, index: np.ndarray | None = None, where: str = "embeddings") -> np.ndarray:
     """Return `x` as float32 with unit-norm rows, rejecting NaN/inf and zero vectors.
 
     Parameters
     ----------
     x : (n, d) array (any float dtype, e.g. float16 rows of the embedding cache).
     offset : global index of the first row, used in error messages.
+    index : (n,) global index of each row, used in error messages instead of `offset` when given.
     where : name of the array in error messages.
 
     Raises
@@ -89,7 +90,7 @@ def normalize_rows(x: np.ndarray, *, offset: int = 0, where: str = "embeddings")
         raise InputDataError(f"{where} must be a 2-D array (rows, dim); got shape {x.shape}")
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0]) + offset
+        bad = _row_name(int(np.flatnonzero(~finite)[0]), offset, index)
         raise InputDataError(
             f"{where} row {bad} contains NaN or inf; recompute the embeddings (delete the embedding cache "
             f"entry) or mark the row invalid (null/empty text)"
@@ -97,13 +98,17 @@ def normalize_rows(x: np.ndarray, *, offset: int = 0, where: str = "embeddings")
     norms = np.linalg.norm(x, axis=1)
     zero = norms <= 1e-6
     if zero.any():
-        bad = int(np.flatnonzero(zero)[0]) + offset
+        bad = _row_name(int(np.flatnonzero(zero)[0]), offset, index)
         raise InputDataError(
             f"{where} row {bad} is a zero vector, which has no direction for cosine similarity; "
             f"drop the row, give it non-empty text, or recompute its embedding"
         )
     x /= norms[:, None]
     return x
+
+
+def _row_name(position: int, offset: int, index: np.ndarray | None) -> int:
+    return int(index[position]) if index is not None else position + offset
 
 
 def _rows_index(rows: np.ndarray | None, n: int) -> np.ndarray:
@@ -126,7 +131,7 @@ def read_rows(embeddings: np.ndarray, rows: np.ndarray, *, batch_size: int = 65_
     out = np.empty((len(rows), embeddings.shape[1]), dtype=np.float32)
     for s in range(0, len(rows), batch_size):
         idx = rows[s : s + batch_size]
-        out[s : s + len(idx)] = normalize_rows(embeddings[idx], offset=0, where="embeddings")
+        out[s : s + len(idx)] = normalize_rows(embeddings[idx], index=idx)
     return out
 
 
@@ -201,10 +206,13 @@ class SphericalKMeans:
         return self.centroids_
 
     # ---- assignment ------------------------------------------------------------------------
-    def assign_block(self, x: np.ndarray, *, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest centroid (int64) and cosine distance (float32) for one (n, d) block of rows."""
+    def assign_block(self, x: np.ndarray, *, offset: int = 0, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest centroid (int64) and cosine distance (float32) for one (n, d) block of rows.
+
+        `offset` / `index`: global row numbers of the block, for error messages.
+        """
         c = self._check_fitted()
-        x = normalize_rows(x, offset=offset)
+        x = normalize_rows(x, offset=offset, index=index)
         if x.shape[1] != c.shape[1]:
             raise InputDataError(f"embeddings have dimension {x.shape[1]}, the centroids {c.shape[1]}; use the same embedder")
         labels = np.empty(len(x), dtype=np.int64)
@@ -240,7 +248,7 @@ class SphericalKMeans:
     def _assign_range(self, embeddings, keep, s, e, labels, dist) -> None:
         idx = np.flatnonzero(keep[s:e])
         if idx.size:
-            lab, d = self.assign_block(np.asarray(embeddings[s:e])[idx], offset=s)
+            lab, d = self.assign_block(np.asarray(embeddings[s:e])[idx], index=s + idx)
             labels[s + idx], dist[s + idx] = lab, d
 
     # ---- persistence -----------------------------------------------------------------------

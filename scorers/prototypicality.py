@@ -76,7 +76,7 @@ def get_class_prototypes(embeddings: np.ndarray, labels: np.ndarray, *, n_classe
         lab = labels[s : s + batch_size]
         idx = np.flatnonzero(lab >= 0)
         if idx.size:
-            x = normalize_rows(np.asarray(embeddings[s : s + batch_size])[idx], offset=s)
+            x = normalize_rows(np.asarray(embeddings[s : s + batch_size])[idx], index=s + idx)
             order = np.argsort(lab[idx], kind="stable")
             classes, starts = np.unique(lab[idx][order], return_index=True)
             sums[classes] += np.add.reduceat(x[order], starts, axis=0)
@@ -127,7 +127,7 @@ class PrototypicalityStep(ScoreStep):
         dist, cluster = nan_column(n), np.full(n, -1, dtype=np.int64)
         rows = np.flatnonzero(batch.valid)
         if rows.size:
-            lab, d = self.model_.assign_block(batch.embeddings[rows], offset=batch.start)
+            lab, d = self.model_.assign_block(batch.embeddings[rows], index=batch.start + rows)
             cluster[rows], dist[rows] = lab, d
         out = {"proto_distance": dist, "proto_cluster": cluster}
         if self.prototypes_ is not None:

@@ -82,6 +82,13 @@ def test_bad_input(seeded_duplicates):
     model = SphericalKMeans(2).fit(x)
     with pytest.raises(InputDataError, match="row 4 is a zero vector"):
         model.assign(zero)
+    rows = np.ones(20, dtype=bool)
+    rows[:5] = False  # rows left out shift positions: the message must still name the global row
+    bad[7, 5], bad[12, 0] = 0.0, np.inf
+    with pytest.raises(InputDataError, match="row 12 contains NaN or inf"):
+        SphericalKMeans(2).fit(bad, rows=rows)
+    with pytest.raises(InputDataError, match="row 12 contains NaN or inf"):
+        model.assign(bad, rows=rows, batch_size=8)
 
 
 def test_assignment_resumes_from_shards(tmp_path, seeded_duplicates):
