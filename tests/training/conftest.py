@@ -98,3 +98,9 @@ def precision_at_k(suspicion: np.ndarray, flipped: np.ndarray) -> float:
 @pytest.fixture(scope="session")
 def precision_at():
     return precision_at_k
+
+
+@pytest.fixture(scope="session")
+def classification_sample(test_data):
+    """`(texts, raw labels)` of a committed sample by name ("sst2" or "banking77")."""
+    return lambda name: read_sample(test_data, name)
