@@ -141,3 +141,28 @@ def test_killed_semdedup_step_resumes(tmp_path, sst2_with_invalid, monkeypatch):
     assert clusters["skipped"] == 5 and clusters["computed"] == clusters["clusters"] - 5
     fresh = curate(_config(sst2_with_invalid, tmp_path / "fresh"))
     _assert_same_table(pq.read_table(resumed.scores_path), pq.read_table(fresh.scores_path))
+
+
+def test_saved_centroids_are_reused_by_a_later_run(tmp_path, sst2_with_invalid):
+    first = curate(_config(sst2_with_invalid, tmp_path / "first"))
+    saved = first.out_dir / "report" / "prototypicality_centroids.npz"
+    cfg = _config(sst2_with_invalid, tmp_path / "second")
+    cfg["scorers"] = [{"name": "prototypicality", "params": {"centroids": str(saved), "random_state": 99}}]
+    cfg["selection"] = [{"policy": "prototypes", "keep": "easy", "fraction": 0.5}]
+    second = curate(cfg)
+    a, b = pq.read_table(first.scores_path), pq.read_table(second.scores_path)
+    np.testing.assert_array_equal(a.column("proto_distance").to_numpy(), b.column("proto_distance").to_numpy())
+    np.testing.assert_array_equal(a.column("proto_cluster").to_numpy(), b.column("proto_cluster").to_numpy())
+
+
+def test_density_report_without_quota_policy(tmp_path, sst2_with_invalid):
+    cfg = _config(sst2_with_invalid, tmp_path / "run")
+    cfg["scorers"] = [{"name": "density", "params": {"n_clusters": 5, "tau": 0.1}}]
+    cfg["selection"] = [{"policy": "top_fraction", "score": "dbp_distance", "keep": 0.5}]
+    result = curate(cfg)
+    table = pq.read_table(result.out_dir / "report" / "density_clusters.parquet").to_pydict()
+    assert "quota" not in table and sum(table["size"]) == 148  # 150 rows, 2 invalid
+    assert sum(table["weight"]) == pytest.approx(1.0)
+    cfg["scorers"] = [{"name": "density", "params": {"exclude": "no_such_column"}}]
+    with pytest.raises(ConfigError, match=r"scorers\[density\]\.params\.exclude"):
+        curate(cfg)
