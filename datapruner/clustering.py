@@ -233,6 +233,8 @@ class SphericalKMeans:
         distances : (N,) float32 cosine distance to the nearest centroid (higher = harder), NaN where label is -1.
         """
         self._check_fitted()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ConfigError("batch_size", batch_size, "an integer >= 1 (rows assigned per batch)")
         n = len(embeddings)
         keep = np.zeros(n, dtype=bool)
         keep[_rows_index(rows, n)] = True
