@@ -309,7 +309,9 @@ def _run_mig(items: list[_Item], opts: CompressOptions) -> None:
 
     embedder = _embedder(opts.embedder)
     all_texts = [t for it in items for t in it.texts] + [it.query for it in items]
-    emb = embed_full(embedder, all_texts)
+    # a passage retrieved for several queries of a batch is embedded once
+    unique, inverse = np.unique(np.array(all_texts, dtype=object), return_inverse=True)
+    emb = embed_full(embedder, [str(t) for t in unique])[inverse.reshape(-1)]
     q_emb = emb[len(all_texts) - len(items):]
     offset = 0
     for k, it in enumerate(items):
