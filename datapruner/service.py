@@ -19,7 +19,6 @@ times out gets its 504 at once, but its computation cannot be interrupted and fi
 background before the next request starts.
 """
 
-from __future__ import annotations
 
 import asyncio
 import json
