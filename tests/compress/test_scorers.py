@@ -1,0 +1,77 @@
+"""Pure functions of B2 (perplexity chunks) and B3 (marginal information gain), on arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datapruner.scorers import mig, perplexity_chunks as pc
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def test_mig_scores_formula():
+    e = np.stack([_unit([1, 0, 0]), _unit([1, 0.1, 0]), _unit([0, 1, 0])])
+    q = _unit([1, 0, 0])
+    got = mig.mig_scores(e, q, alpha=1.0, beta=1.0)
+    sim = e @ e.T
+    expected = [e[0] @ q - sim[0, 1], e[1] @ q - sim[1, 0], e[2] @ q - max(sim[2, 0], sim[2, 1])]
+    np.testing.assert_allclose(got, expected)
+    assert mig.mig_scores(e[:1], q).tolist() == pytest.approx([1.0])  # a single unit has no redundancy
+
+
+def test_allocate_shares_is_exact_capped_and_ordered():
+    shares = mig.allocate_shares(np.array([0.5, 0.2, 0.1]), np.array([10, 500, 500]), 300, temperature=0.1)
+    assert shares.sum() == 300 and shares[0] == 10  # the best group is full; its excess moved on
+    assert shares[1] > shares[2]
+    assert mig.allocate_shares(np.array([0.1, 0.2]), np.array([5, 5]), 100).tolist() == [5, 5]
+    with pytest.raises(Exception, match="mig_temperature"):
+        mig.allocate_shares(np.array([0.1]), np.array([5]), 3, temperature=0)
+
+
+def test_mmr_skips_a_duplicate_of_a_selected_unit():
+    q = _unit([1, 1, 0])
+    e = np.stack([_unit([1, 0.9, 0]), _unit([1, 0.9, 0.001]), _unit([0.3, 1, 0])])
+    keep = mig.select_mig(e, q, np.array([5, 5, 5]), np.zeros(3, dtype=int), capacity=10)
+    assert keep.tolist() == [True, False, True]
+
+
+def test_spike_threshold_is_computed_on_the_differences():
+    ppl = np.array([100, 101, 120, 102, 101, 100, 101, 100])
+    d = np.abs(np.diff(ppl))
+    theta = d.mean() + 0.2 * d.std()
+    assert pc.spike_boundaries(ppl).tolist() == [2]
+    # a threshold computed on the raw values (the original code's bug) would find no spike here
+    raw_theta = ppl.mean() + 0.2 * ppl.std()
+    assert not (ppl[2] - ppl[1] >= raw_theta) and ppl[2] - ppl[1] >= theta
+    assert pc.blocks_from_boundaries(8, pc.spike_boundaries(ppl)) == [(0, 3), (3, 8)]
+    assert pc.spike_boundaries(np.array([5.0, 6.0])).size == 0
+
+
+def test_ami_and_longllmlingua_directions():
+    base = np.array([3.0, 3.0])
+    relevant, unrelated = np.array([1.0, 1.0]), np.array([3.0, 2.5])
+    ami = pc.ami_scores(base, [relevant, unrelated])
+    assert ami[0] > ami[1] and ami[0] == pytest.approx(np.exp(3) - np.exp(1))
+    assert pc.longllmlingua_scores([relevant, unrelated]).tolist() == [1.0, 2.75]  # lower = more relevant
+
+
+def test_chunk_rates_and_budgets():
+    rel = np.array([10.0, 0.0, 5.0])
+    np.testing.assert_allclose(pc.chunk_rates(rel, 0.2, beta=0.5), [0.3, 0.1, 0.2])
+    budgets = pc.allocate_chunk_budgets(rel, np.array([100, 100, 100]), 60)
+    assert budgets.sum() <= 60 and budgets[0] > budgets[2] > budgets[1]
+    capped = pc.allocate_chunk_budgets(rel, np.array([10, 100, 100]), 150)
+    assert capped[0] == 10 and capped.sum() >= 149  # the full chunk passes its excess on
+
+
+def test_split_large_blocks_and_select_blocks():
+    ppl = np.array([5, 6, 40, 7, 8, 50, 9])
+    w = np.full(7, 10)
+    blocks = pc.split_large_blocks([(0, 7)], ppl, w, 30)
+    assert blocks == [(0, 2), (2, 5), (5, 7)] and all(w[a:b].sum() <= 30 for a, b in blocks)
+    keep = pc.select_blocks(blocks, np.array([0.1, 1.0, 0.5]), w, 45, mandatory=np.eye(7, dtype=bool)[0])
+    assert keep.tolist() == [True, False, True, True, True, False, False]
