@@ -207,3 +207,26 @@ def test_sft_quadrants_drop_mismatched_responses_more_often(tmp_path, test_data)
     noisy[swapped] = True
     dropped = ~r.keep
     assert dropped[noisy].mean() > dropped[~noisy].mean() + 0.15
+
+
+def test_invalid_text_and_missing_labels_get_null_scores(tmp_path, classification_sample):
+    texts, labels = classification_sample("sst2")
+    rows = [{"sentence": t, "label": int(y)} for t, y in zip(texts[:150], labels[:150])]
+    rows[3]["sentence"] = ""
+    rows[7]["label"] = None
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = {
+        "input": {"path": str(path), "columns": {"text": "sentence", "label": "label"}},
+        "output": {"dir": str(tmp_path / "o"), "plots": False},
+        "scorers": ["confident_learning", "el2n", {"name": "grand", "params": {"n_seeds": 2}}, "eu_quadrants"],
+        "selection": [{"policy": "drop_label_issues"}, {"policy": "quadrants", "keep": 0.5}],
+    }
+    r = curate(cfg)
+    t = _table(r)
+    for i in (3, 7):
+        assert np.isnan(t["el2n"][i]) and np.isnan(t["grand"][i]) and np.isnan(t["eu_error"][i]) and np.isnan(t["label_quality"][i])
+        assert t["is_label_issue"][i] is None and t["suggested_label"][i] is None and t["quadrant"][i] is None
+    assert t["reason"][3] == "invalid:empty_text" and t["reason"][7] == "quadrants(keep=0.5)[missing eu_error]"
+    others = np.setdiff1d(np.arange(150), [3, 7])
+    assert np.all(np.isfinite(np.array(t["el2n"])[others]))
