@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from datapruner.dataset import Batch
-from datapruner.errors import ConfigError
+from datapruner.errors import ConfigError, InputDataError
 from datapruner.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
 from datapruner.steps import ScoreStep
 
@@ -71,8 +71,6 @@ def label_quality(
         raise ConfigError("pred_probs", f"shape {p.shape}", "shape (N, K): average the runs' out-of-sample probabilities first")
     y = np.asarray(labels, dtype=np.int64)
     if np.unique(y).size < 2:
-        from datapruner.errors import InputDataError
-
         raise InputDataError(f"labels contain a single class ({int(y[0])}); confident learning needs at least two classes")
     issues = find_label_issues(y, p, filter_by=filter_by, n_jobs=1)
     quality = get_label_quality_scores(y, p, method=method)
