@@ -11,7 +11,7 @@ from datapruner.cli import main
 from datapruner.errors import ConfigError, InputDataError
 from datapruner.pipelines.compress_batch_job import load_compress_config, run_compress_batch
 
-OPTS = {"method": "mig", "rate": 0.25}
+OPTS = {"method": "random", "rate": 0.25, "random_state": 3}  # seeded: reruns must give identical rows
 
 
 def test_batch_job_writes_and_resumes(rag_rows, tmp_path):
@@ -25,8 +25,6 @@ def test_batch_job_writes_and_resumes(rag_rows, tmp_path):
         assert row["tokens_after"] <= row["budget"] == int(0.25 * row["tokens_before"])
         for span in row["kept_spans"]:
             assert row["passages"][span["passage"]][span["start"] : span["end"]] in row["compressed"]
-    recall = sum(any(a in r["compressed"] for a in r["answers"]) for r in rows) / len(rows)
-    assert recall >= 0.6
     # a job killed after shard 0: shards 1 and 2 lose their output; the rerun redoes only those
     before = (out / "shards" / "part-00000.parquet").stat().st_mtime_ns
     (out / "markers" / "part-00001.done").unlink()
@@ -37,7 +35,15 @@ def test_batch_job_writes_and_resumes(rag_rows, tmp_path):
     assert (out / "shards" / "part-00000.parquet").stat().st_mtime_ns == before
     assert pq.read_table(out / "shards").to_pylist() == rows  # deterministic, identical output
     manifest = json.loads(first.manifest_path.read_text())
-    assert manifest["rows"] == 24 and manifest["options"] == {"method": "mig", "rate": 0.25}
+    assert manifest["rows"] == 24 and manifest["options"] == OPTS
+
+
+@pytest.mark.slow
+def test_batch_job_keeps_answers_with_mig(rag_rows, tmp_path):
+    run_compress_batch(rag_rows, tmp_path, rows_per_shard=12, batch_pairs=12, method="mig", rate=0.25)
+    rows = pq.read_table(tmp_path / "shards").to_pylist()
+    recall = sum(any(a in r["compressed"] for a in r["answers"]) for r in rows) / len(rows)
+    assert recall >= 0.7, recall  # NQ-open questions, gold passage among 3 others, 4x reduction
 
 
 def test_batch_job_refuses_to_mix_jobs(rag_rows, tmp_path):
