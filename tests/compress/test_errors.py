@@ -64,3 +64,19 @@ def test_long_sentence_is_split_not_truncated():
     r = compress("word?", [text], method="lead", rate=1.0)
     assert len(r.units) > 10 and all(len(u.text.split()) <= 128 for u in r.units)
     assert " ".join(u.text for u in r.units).split() == text.split()
+
+
+def test_threshold_mode_has_no_budget(embedder):
+    passages = ["Paris is the capital of France. Bananas are yellow.", "The Seine flows through Paris."]
+    loose = compress("What is the capital of France?", passages, method="mig", threshold=-1.0)
+    strict = compress("What is the capital of France?", passages, method="mig", threshold=0.3)
+    assert loose.budget is None and strict.budget is None
+    assert len(loose.units) == 3 and 0 < len(strict.units) < 3
+    assert strict.units[0].text == "Paris is the capital of France."
+
+
+def test_reorder_by_relevance(embedder):
+    passages = ["Bananas are yellow fruit.", "Paris is the capital of France."]
+    r = compress("What is the capital of France?", passages, method="mig", rate=1.0, reorder="relevance")
+    assert r.passage_scores[1] > r.passage_scores[0]
+    assert [u.passage for u in r.units] == [1, 0] and r.text.startswith("Paris")
