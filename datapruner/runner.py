@@ -139,20 +139,22 @@ def _check_needs(steps, view: DatasetView) -> None:
 
 
 def _collect(parts, n_rows: int, step_name: str) -> dict[str, np.ndarray]:
+    """Assemble (row indices, columns) parts into full columns; every row must be scored exactly once."""
     columns: dict[str, np.ndarray] = {}
-    filled = np.zeros(n_rows, dtype=bool)
-    for start, cols in parts:
+    times_seen = np.zeros(n_rows, dtype=np.int64)
+    for rows, cols in parts:
+        rows = np.asarray(rows, dtype=np.int64)
         for name, values in cols.items():
             values = np.asarray(values)
+            if len(values) != len(rows):
+                raise RuntimeError(f"scorer {step_name} returned {len(values)} values of {name!r} for {len(rows)} rows")
             if name not in columns:
                 dtype = object if values.dtype.kind in "OUS" else values.dtype
                 columns[name] = np.full(n_rows, None if dtype == object else 0, dtype=dtype)
-            if len(values) and start + len(values) > n_rows:
-                raise RuntimeError(f"scorer {step_name} returned more rows than the batch")
-            columns[name][start : start + len(values)] = values
-            filled[start : start + len(values)] = True
-    if columns and not filled.all():
-        raise RuntimeError(f"scorer {step_name} did not score every batch")
+            columns[name][rows] = values
+        times_seen[rows] += 1
+    if columns and not np.all(times_seen == 1):
+        raise RuntimeError(f"scorer {step_name}: {int((times_seen != 1).sum())} rows were not scored exactly once")
     return columns
 
 

@@ -15,8 +15,8 @@ from datapruner.steps import ScoreStep
 
 
 class Executor(Protocol):
-    def map_batches(self, step: ScoreStep, view: DatasetView) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        """Yield (first row index, score columns) for every batch, in any order."""
+    def map_batches(self, step: ScoreStep, view: DatasetView) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Yield (global row indices, score columns) for every batch, in any order."""
 
 
 class LocalExecutor:
@@ -29,7 +29,7 @@ class LocalExecutor:
 
         with progress_bar(f"scoring: {step.name}", total=view.n_rows) as bar:
             for batch in view.batches(with_embeddings=step.needs_embeddings):
-                yield batch.start, step.score_batch(batch)
+                yield np.arange(batch.start, batch.start + len(batch)), step.score_batch(batch)
                 bar.advance(len(batch))
 
 

@@ -35,6 +35,10 @@ class Embedder:
         self.max_tokens_per_batch = max_tokens_per_batch
         self._model = None
 
+    def __getstate__(self):
+        # Ship the name, not the loaded model, to other processes (Ray workers reload it).
+        return {**self.__dict__, "_model": None}
+
     @property
     def model_id(self) -> str:
         """A stable identifier used as the embedding-cache key."""
