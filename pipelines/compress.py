@@ -88,9 +88,17 @@ class CompressionResult:
         return self.tokens_before / self.tokens_after if self.tokens_after else math.inf
 
     def to_dict(self) -> dict:
+        """A JSON-safe dict (NaN scores, e.g. of an empty passage, and an infinite ratio become None)."""
         out = asdict(self)
         out["ratio"] = None if math.isinf(self.ratio) else self.ratio
+        out["passage_scores"] = [_finite_or_none(x) for x in self.passage_scores]
+        for unit in out["units"]:
+            unit["score"] = _finite_or_none(unit["score"])
         return out
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
 
 
 @dataclass(frozen=True)

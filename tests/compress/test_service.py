@@ -24,12 +24,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
-    """Two apps: a normal one and one with a tiny timeout, each on its own loopback port."""
+def server(embedder):
+    """Two apps: a normal one and one with a tiny timeout, each on its own loopback port.
+    (The embedder fixture loads the model first, so the first request does not pay for it.)"""
     from datapruner.service import create_app
 
     servers, urls = [], []
-    for options in ({"max_request_bytes": 20_000}, {"timeout_s": 0.001}):
+    for options in ({"max_request_bytes": 20_000, "timeout_s": 120}, {"timeout_s": 0.001}):
         port = _free_port()
         srv = uvicorn.Server(uvicorn.Config(create_app(**options), host="127.0.0.1", port=port, log_level="warning"))
         threading.Thread(target=srv.run, daemon=True).start()
@@ -46,7 +47,7 @@ def server():
 
 
 def _post(url, body=None, **kwargs):
-    return httpx.post(url + "/v1/compress", json=body, timeout=60, **kwargs)
+    return httpx.post(url + "/v1/compress", json=body, timeout=180, **kwargs)
 
 
 def test_healthz(server):
@@ -65,6 +66,10 @@ def test_compress_over_http_matches_the_api(server):
     assert out["text"] == direct.text and "1889" in out["text"]
     assert out["tokens_after"] <= 20 and out["method"] == "mig" and len(out["passage_scores"]) == 2
     assert out["units"][0]["passage"] == 0 and out["latency_ms"] > 0
+    # an empty passage has no score (NaN in Python) and must still give valid JSON
+    r = _post(server[0], {"query": "When?", "passages": ["", PASSAGES[0]], "method": "mig", "rate": 0.9})
+    assert r.status_code == 200, r.text
+    assert r.json()["passage_scores"][0] is None and r.json()["passage_scores"][1] > 0
 
 
 @pytest.mark.parametrize(
