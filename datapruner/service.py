@@ -108,7 +108,12 @@ def create_app(
         passages = payload.get("passages")
         if isinstance(passages, list) and len(passages) > max_passages:
             return _error(413, "too_many_passages", f"{len(passages)} passages; the limit is {max_passages}")
-        options = {**defaults, **{k: v for k, v in payload.items() if k not in ("query", "passages")}}
+        request_options = {k: v for k, v in payload.items() if k not in ("query", "passages")}
+        base = dict(defaults)
+        if "target_tokens" in request_options or "rate" in request_options:
+            base.pop("target_tokens", None)  # a request's budget replaces the default budget
+            base.pop("rate", None)
+        options = {**base, **request_options}
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(executor, lambda: compress(payload["query"], passages, **options))

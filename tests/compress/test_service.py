@@ -30,7 +30,8 @@ def server(embedder):
     from datapruner.service import create_app
 
     servers, urls = [], []
-    for options in ({"max_request_bytes": 20_000, "timeout_s": 120}, {"timeout_s": 0.001}):
+    for options in ({"max_request_bytes": 20_000, "timeout_s": 120, "defaults": {"method": "mig", "rate": 0.5}},
+                    {"timeout_s": 0.001}):
         port = _free_port()
         srv = uvicorn.Server(uvicorn.Config(create_app(**options), host="127.0.0.1", port=port, log_level="warning"))
         threading.Thread(target=srv.run, daemon=True).start()
@@ -58,7 +59,8 @@ def test_healthz(server):
 def test_compress_over_http_matches_the_api(server):
     from datapruner import compress
 
-    body = {"query": "When was the Eiffel Tower completed?", "passages": PASSAGES, "method": "mig", "target_tokens": 20}
+    # the request's target_tokens replaces the server's default rate (defaults: mig, rate 0.5)
+    body = {"query": "When was the Eiffel Tower completed?", "passages": PASSAGES, "target_tokens": 20}
     r = _post(server[0], body)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -67,7 +69,7 @@ def test_compress_over_http_matches_the_api(server):
     assert out["tokens_after"] <= 20 and out["method"] == "mig" and len(out["passage_scores"]) == 2
     assert out["units"][0]["passage"] == 0 and out["latency_ms"] > 0
     # an empty passage has no score (NaN in Python) and must still give valid JSON
-    r = _post(server[0], {"query": "When?", "passages": ["", PASSAGES[0]], "method": "mig", "rate": 0.9})
+    r = _post(server[0], {"query": "When?", "passages": ["", PASSAGES[0]], "rate": 0.9})
     assert r.status_code == 200, r.text
     assert r.json()["passage_scores"][0] is None and r.json()["passage_scores"][1] > 0
 
