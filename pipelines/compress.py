@@ -437,7 +437,7 @@ def _run_perplexity(items: list[_Item], opts: CompressOptions) -> None:
         if opts.content == "code":
             mandatory |= it.structural
         keep, left = select_forced(it.weights, it.scores, it.forced, it.cap)
-        all_blocks = []  # (value, members of the block)
+        all_blocks = []  # (chunk position, unit ids of the chunk, blocks, raw block AMIs)
         for j in kept:
             members, blocks = blocks_of[j]
             raw = np.array([block_ami[(k, j, a, b)] for a, b in blocks])
@@ -463,7 +463,7 @@ def _run_perplexity(items: list[_Item], opts: CompressOptions) -> None:
             sub = pc.select_blocks(blocks, pc.normalise_values(raw), np.where(keep[members], 0, it.weights[members]), int(budget), mandatory=must)
             keep[members] |= sub
         # top up: leftover tokens go to the best remaining blocks of the kept chunks
-        spare = left - int(it.weights[keep & ~it.forced].sum()) if left is not None else 0
+        spare = it.cap - int(it.weights[keep].sum())
         cand, vals, wts = [], [], []
         pos = 0
         for j, members, blocks, raw in all_blocks:

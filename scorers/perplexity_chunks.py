@@ -206,7 +206,7 @@ class PerplexityScorer:
     max_tokens_per_batch : padded tokens per batch.
     """
 
-    def __init__(self, lm, *, max_context: int = 1024, segment_tokens: int = 256, max_tokens_per_batch: int = 4096):
+    def __init__(self, lm, *, max_context: int = 1024, segment_tokens: int = 256, max_tokens_per_batch: int = 2048):
         self.lm = lm
         self.max_context = max_context
         self.segment_tokens = segment_tokens

@@ -33,6 +33,7 @@ def _check(result, source):
     return {n.name for n in kept_defs}
 
 
+@pytest.mark.slow
 def test_code_compression_mig(stdlib_source):
     result = compress(QUERY, [stdlib_source], method="mig", rate=0.2, content="code")
     names = _check(result, stdlib_source)

@@ -66,6 +66,7 @@ def test_long_sentence_is_split_not_truncated():
     assert " ".join(u.text for u in r.units).split() == text.split()
 
 
+@pytest.mark.slow
 def test_threshold_mode_has_no_budget(embedder):
     passages = ["Paris is the capital of France. Bananas are yellow.", "The Seine flows through Paris."]
     loose = compress("What is the capital of France?", passages, method="mig", threshold=-1.0)
@@ -75,6 +76,7 @@ def test_threshold_mode_has_no_budget(embedder):
     assert strict.units[0].text == "Paris is the capital of France."
 
 
+@pytest.mark.slow
 def test_reorder_by_relevance(embedder):
     passages = ["Bananas are yellow fruit.", "Paris is the capital of France."]
     r = compress("What is the capital of France?", passages, method="mig", rate=1.0, reorder="relevance")

@@ -24,9 +24,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(embedder):
-    """Two apps: a normal one and one with a tiny timeout, each on its own loopback port.
-    (The embedder fixture loads the model first, so the first request does not pay for it.)"""
+def server():
+    """Two apps: a normal one and one with a tiny timeout, each on its own loopback port."""
     from datapruner.service import create_app
 
     servers, urls = [], []
@@ -56,7 +55,8 @@ def test_healthz(server):
     assert r.status_code == 200 and r.json()["status"] == "ok"
 
 
-def test_compress_over_http_matches_the_api(server):
+@pytest.mark.slow
+def test_compress_over_http_matches_the_api(server, embedder):  # embedder: loaded before the first request
     from datapruner import compress
 
     # the request's target_tokens replaces the server's default rate (defaults: mig, rate 0.5)
@@ -101,6 +101,6 @@ def test_invalid_json_and_media_type(server):
 
 
 def test_timeout_gives_504(server):
-    body = {"query": "q?", "passages": PASSAGES * 20, "method": "mig", "rate": 0.5}
+    body = {"query": "q?", "passages": PASSAGES * 20, "method": "lead", "rate": 0.5}
     r = _post(server[1], body)
     assert r.status_code == 504 and r.json()["error"]["type"] == "timeout"
