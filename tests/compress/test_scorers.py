@@ -75,3 +75,25 @@ def test_split_large_blocks_and_select_blocks():
     assert blocks == [(0, 2), (2, 5), (5, 7)] and all(w[a:b].sum() <= 30 for a, b in blocks)
     keep = pc.select_blocks(blocks, np.array([0.1, 1.0, 0.5]), w, 45, mandatory=np.eye(7, dtype=bool)[0])
     assert keep.tolist() == [True, False, True, True, True, False, False]
+
+
+def test_long_chunks_are_split_into_windows_of_whole_units():
+    scorer = pc.PerplexityScorer(lm=None, max_context=64)
+    units = [[1] * 20, [2] * 20, [3] * 20, [4] * 100, [5] * 5]
+    windows = scorer.windows(units, question_len=10)
+    assert windows == [(0, 2), (2, 3), (3, 4), (4, 5)]  # every unit scored, none cut; room = 53 tokens
+    assert [i for a, b in windows for i in range(a, b)] == list(range(len(units)))
+
+
+@pytest.mark.slow
+def test_embed_full_splits_texts_beyond_the_embedder_window(embedder):
+    from datapruner.pipelines.compress import embed_full
+
+    long_text = " ".join(f"sentence {i} talks about topic {i % 7}." for i in range(120))  # ~900 tokens
+    short = "A short sentence."
+    out = embed_full(embedder, [short, long_text])
+    assert out.shape == (2, embedder.dim)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(out[0], embedder.embed([short])[0], rtol=1e-5, atol=1e-6)
+    truncated = embedder.embed([long_text])[0]  # what the window alone would see
+    assert float(out[1] @ truncated) < 0.999
