@@ -182,7 +182,7 @@ def _write_pruned(dataset: Dataset, keep: np.ndarray, scores: dict[str, np.ndarr
         if clash:
             raise ConfigError("output.with_scores", True, f"score columns that do not clash with input columns {sorted(clash)}")
         for name in sorted(scores):
-            schema = schema.append(pa.field(name, _arrow(scores[name][:1]).type))
+            schema = schema.append(pa.field(name, _arrow(scores[name]).type))
     with atomic_dir(directory) as tmp:
         with ShardedParquetWriter(tmp, schema, shard_rows=shard_rows) as writer:
             start = 0
