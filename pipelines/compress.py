@@ -657,13 +657,17 @@ def compress_batch(pairs, **options) -> list[CompressionResult]:
     Parameters
     ----------
     pairs : iterable of ``(query, passages)``.
-    **options : the keyword options of :func:`compress`.
+    **options : the keyword options of :func:`compress` (or ``options=`` a :class:`CompressOptions`).
 
     Returns
     -------
     one :class:`CompressionResult` per pair, in order. A bad pair raises (naming its index).
     """
-    opts = options.pop("options", None) or CompressOptions.from_kwargs(**options)
+    opts = options.pop("options", None)
+    if opts is None:
+        opts = CompressOptions.from_kwargs(**options)
+    elif options:
+        raise ConfigError("options", sorted(options), "either a CompressOptions in options= or keyword options, not both")
     counter = TokenCounter(opts.tokenizer)
     patterns = compile_force_keep(list(opts.force_keep))
     items = []
