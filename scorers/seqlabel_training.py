@@ -460,7 +460,7 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
     }
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        save_file(state, str(Path(tmp) / WEIGHTS_FILE), metadata={"format": "pt", "seed": str(config.seed)})
+        save_file(state, str(Path(tmp) / WEIGHTS_FILE), metadata={"format": "pt"})
         (Path(tmp) / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         os.chmod(tmp, 0o755)
         for name in (WEIGHTS_FILE, CONFIG_FILE):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 
 def register(subparsers) -> None:
@@ -59,7 +58,7 @@ def run(args) -> int:
         nq_train=args.nq_train,
         per_source=args.per_source,
     )
-    command = "datapruner " + " ".join(shlex.quote(a) for a in _argv_after_prog())
+    command = _command_line(args)
     t0 = time.perf_counter()
     record = train_pruner(args.data, args.out, config, command=command)
     log.info("trained in %.1f s", time.perf_counter() - t0)
@@ -80,8 +79,19 @@ def run(args) -> int:
     return 0
 
 
-def _argv_after_prog() -> list[str]:
-    argv = sys.argv[1:]
-    if "train-pruner" in argv:
-        argv = argv[argv.index("train-pruner") :]
-    return argv
+_OPTIONS = (
+    "data", "out", "epochs", "seed", "max_steps", "batch_size", "lr", "head_lr", "rank_weight",
+    "train_layers", "max_length", "nq_train", "per_source", "threads",
+)
+
+
+def _command_line(args) -> str:
+    """The full command that reproduces this run (every option spelled out), for the JSON record."""
+    parts = ["datapruner", "train-pruner"]
+    for name in _OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            parts += [f"--{name.replace('_', '-')}", shlex.quote(str(value))]
+    if args.no_eval:
+        parts.append("--no-eval")
+    return " ".join(parts)
