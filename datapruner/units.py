@@ -168,6 +168,7 @@ def split_long_span(text: str, span: Span, offsets: list[Span], max_tokens: int)
             cut = offsets[j][0]
         else:
             cut = end - start
+        cut = min(max(cut, piece_start), end - start)  # offsets of multi-byte characters can repeat
         piece = _trim(text, start + piece_start, start + cut)
         if piece:
             pieces.append(piece)
