@@ -39,9 +39,13 @@ def test_batch_job_writes_and_resumes(rag_rows, tmp_path):
 
 
 @pytest.mark.slow
-def test_batch_job_keeps_answers_with_mig(rag_rows, tmp_path):
-    run_compress_batch(rag_rows, tmp_path, rows_per_shard=12, batch_pairs=12, method="mig", rate=0.25)
+def test_shipped_config_runs_and_keeps_answers(test_data, tmp_path, capsys):
+    """configs/rag-compress.yaml end to end (its output folder redirected): mig at 4x on NQ-open rows."""
+    config = test_data.parents[1] / "configs" / "rag-compress.yaml"
+    assert main(["compress-batch", "--config", str(config), "--out", str(tmp_path)]) == 0
+    assert "rows: 24  shards: 3" in capsys.readouterr().out
     rows = pq.read_table(tmp_path / "shards").to_pylist()
+    assert all(r["tokens_after"] <= r["budget"] for r in rows)
     recall = sum(any(a in r["compressed"] for a in r["answers"]) for r in rows) / len(rows)
     assert recall >= 0.7, recall  # NQ-open questions, gold passage among 3 others, 4x reduction
 
