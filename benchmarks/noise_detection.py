@@ -123,14 +123,14 @@ def readme(rows: list[dict], note: str) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="600 train rows per dataset, 20%% noise only")
+    ap.add_argument("--quick", action="store_true", help="400 train rows per dataset, 20%% noise only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-rows", type=int, default=None, help="subsample the train sets (default: all rows)")
     args = ap.parse_args(argv)
     threads = common.set_threads(args.threads)
     started = common.now()
     rates = [0.2] if args.quick else [0.1, 0.2, 0.3]
-    size = 600 if args.quick else args.train_rows
+    size = 400 if args.quick else args.train_rows
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("sst2", "banking77"):
@@ -142,14 +142,14 @@ def main(argv=None) -> None:
                 rows.append(r)
                 print(name, rate, {d: round(m["f1"], 3) for d, m in r["detectors"].items()}, flush=True)
     note = (
-        f"Seeded label flips in the train sets ({'600-row quick slice' if args.quick else 'all rows' if size is None else f'{size}-row subsample'}); "
+        f"Seeded label flips in the train sets ({'400-row quick slice' if args.quick else 'all rows' if size is None else f'{size}-row subsample'}); "
         "MiniLM embeddings, logistic proxies. `el2n` flags its top-k rows with k = the true number of flips "
         "(precision = recall = F1); `quadrants` flags the rows the quadrant policy drops at keep = 1 - noise "
         f"(AUROC of a binary flag); `combined` = confident-learning flags OR el2n > {EL2N_THRESHOLD}; "
         "`cleanlab_anchor` = plain `cleanlab.filter.find_label_issues` on one 5-fold logistic model."
     )
     payload = {
-        "train_rows": "quick:600" if args.quick else ("all" if size is None else size),
+        "train_rows": "quick:400" if args.quick else ("all" if size is None else size),
         "el2n_threshold_combined": EL2N_THRESHOLD,
         "results": rows,
         "readme": readme(rows, note),

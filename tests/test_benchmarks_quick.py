@@ -1,0 +1,103 @@
+"""The benchmarks still run: each script with `--quick` in a subprocess, on a small slice.
+
+`--quick` writes `benchmarks/results/<name>_quick.json`, never the committed full results. The
+data benchmarks skip (exit 0, "SKIP: ...") when the shared data folder is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+RESULTS = BENCH / "results"
+
+pytestmark = pytest.mark.slow
+
+
+def _run(script: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DATAPRUNER_PROGRESS="0", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--quick", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _result(name: str, proc) -> dict | None:
+    if "SKIP:" in proc.stdout:
+        pytest.skip(proc.stdout.strip())
+    path = RESULTS / f"{name}_quick.json"
+    assert path.exists()
+    d = json.loads(path.read_text())
+    assert d["quick"] is True and d["threads"] == 1 and d["benchmark"] == name
+    for key in ("command", "machine", "started_utc", "finished_utc"):
+        assert key in d
+    assert d["readme"]["title"] and d["readme"]["markdown"]
+    return d
+
+
+def test_noise_detection_quick():
+    d = _result("noise_detection", _run("noise_detection.py"))
+    assert {r["dataset"] for r in d["results"]} == {"sst2", "banking77"}
+    for r in d["results"]:
+        assert r["noise_rate"] == 0.2 and r["n_flipped"] == round(0.2 * r["n_train"])
+        assert set(r["detectors"]) == {"cleanlab_anchor", "confident_learning", "el2n", "quadrants", "combined"}
+        for m in r["detectors"].values():
+            for key in ("precision", "recall", "f1", "auroc"):
+                assert 0.0 <= m[key] <= 1.0
+        # a real detector beats chance (AUROC 0.5) on injected flips
+        assert r["detectors"]["el2n"]["auroc"] > 0.6
+        assert r["detectors"]["confident_learning"]["auroc"] > 0.6
+
+
+def test_pruning_curve_quick():
+    d = _result("pruning_curve", _run("pruning_curve.py", "--datasets", "sst2"))
+    assert set(d["results"]) == {"sst2/clean", "sst2/noise20"}
+    for key, r in d["results"].items():
+        assert set(r["curves"]) == set(d["methods"])
+        for method, curve in r["curves"].items():
+            for f in d["fractions"]:
+                assert 0.0 <= curve[str(f)]["mean"] <= 1.0
+        # every method keeps the budget (chains that drop rows first may keep fewer)
+        n = r["n_train"]
+        assert r["curves"]["el2n_hard"]["0.3"]["n_kept"] == round(0.3 * n)
+        assert r["curves"]["random"]["1.0"]["mean"] > 0.6  # SST-2 with MiniLM is well above chance
+        assert (RESULTS / Path(d["plots"][key]).name).exists()
+    head = d["headline"]["sst2/noise20"]
+    assert set(head["methods"]) == set(d["methods"]) and "minus_full" in head["best"]
+
+
+def test_throughput_quick():
+    d = _result("throughput", _run("throughput.py"))
+    assert d["n_rows"] == 500
+    assert d["floor"]["rows_per_s"] > 0 and d["pipeline"]["rows_per_s"] > 0
+    assert 0.0 < d["ratio_pipeline_over_floor"] < 1.5
+
+
+def test_memory_quick():
+    d = _result("memory", _run("memory.py"))
+    assert d["sizes"] == [5000, 20000]
+    for r in d["runs"]:
+        assert r["peak_rss_bytes"] > 50 * 2**20
+        assert not r["embedder_loaded"]  # embeddings came from the pre-populated cache
+        assert 0 < r["n_kept"] <= r["n_rows"] // 2 + 1
+    assert 0.5 < d["peak_rss_ratio"] < 4.0  # 4x the rows must not cost anything like 4x the memory
+
+
+def test_update_readme_renders(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- BENCHMARKS:START -->\nold\n<!-- BENCHMARKS:END -->\ntail\n")
+    proc = subprocess.run([sys.executable, str(BENCH / "update_readme.py"), "--readme", str(readme)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("<!-- BENCHMARKS:END -->\ntail\n") and "## Benchmarks" in text
+    check = subprocess.run([sys.executable, str(BENCH / "update_readme.py"), "--readme", str(readme), "--check"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0
