@@ -106,7 +106,7 @@ def worker(n: int, work: Path, threads: int) -> dict:
     return {
         "n_rows": n, "n_kept": int(result.n_kept), "wall_s": wall,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "rss_end": rss_split(), "timings_s": result.manifest.get("timings"),
+        "rss_end": rss_split(), "timings_s": result.manifest.get("timings_s"),
         "dropped_by_reason": {str(k): int(v) for k, v in result.dropped_by_reason.items()},
         "embedder_loaded": "sentence_transformers" in sys.modules,
     }
