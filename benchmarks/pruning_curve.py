@@ -172,13 +172,14 @@ def plot(curves: dict, title: str, path: Path) -> None:
     plt = common.plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     xs = [int(f * 100) for f in FRACTIONS]
+    colors = dict(zip(METHODS[1:], plt.cm.tab20(np.linspace(0, 1, len(METHODS) - 1))))
     for method in METHODS:
         c = curves[method]
         mean = [c[str(f)]["mean"] for f in FRACTIONS]
         if method == "random":
             ax.errorbar(xs, mean, yerr=[c[str(f)]["std"] for f in FRACTIONS], color="black", lw=2.5, capsize=4, label="random (±1 sd, 3 seeds)", zorder=5)
         else:
-            ax.plot(xs, mean, marker="o", ms=3, lw=1.2, label=method, ls="--" if method in EXTRA else "-")
+            ax.plot(xs, mean, marker="o", ms=3, lw=1.2, label=method, ls="--" if method in EXTRA else "-", color=colors[method])
     ax.set_xlabel("keep fraction (%)")
     ax.set_ylabel("test accuracy (mean of 3 MLP seeds)")
     ax.set_title(title)
@@ -233,10 +234,19 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-rows", type=int, default=1500, help="seeded train subsample per dataset (0 = all rows; default 1500)")
     ap.add_argument("--datasets", default="sst2,banking77")
+    ap.add_argument("--replot", action="store_true", help="redraw the PNGs from the existing results JSON (no recomputation)")
     args = ap.parse_args(argv)
+    global FRACTIONS, SEEDS, MLP
+    if args.replot:
+        import json
+
+        d = json.loads((common.RESULTS / ("pruning_curve_quick.json" if args.quick else "pruning_curve.json")).read_text())
+        FRACTIONS[:] = d["fractions"]
+        for key, r in d["results"].items():
+            plot(r["curves"], f"{r['dataset']} ({r['regime']}, {r['n_train']} train rows)", common.RESULTS / Path(d["plots"][key]).name)
+        return
     threads = common.set_threads(args.threads)
     started = common.now()
-    global FRACTIONS, SEEDS, MLP
     if args.quick:
         FRACTIONS, SEEDS, MLP = [0.3, 0.5, 1.0], [0], {"epochs": 10, "min_steps": 40}
     n_train = 240 if args.quick else (args.train_rows or None)
