@@ -206,6 +206,16 @@ def headline(results: dict) -> dict:
     return table
 
 
+def make_note(quick: bool, n_train, n_seeds: int) -> str:
+    sub = "quick slice: 240 train / 200 test rows, 10 epochs" if quick else (
+        "all train rows" if n_train is None else f"a seeded subsample of {n_train} train rows per dataset (perplexity under SmolLM2 and 3-seed MLPs on all rows did not fit the time budget on 2 shared cores); full test sets")
+    return (
+        f"MLP on frozen MiniLM embeddings, mean of {n_seeds} seeds; {sub}; noise20 = 20 % seeded label flips in train, clean test. "
+        "Scores computed once per dataset/regime with the library's scorers, selections by the library's policies. "
+        "`(extra)` rows are easy-first / class-balanced policies added to test what wins at low keep."
+    )
+
+
 def readme(results: dict, head: dict, note: str, png: dict) -> dict:
     keys = list(results)
     lines = [note, "", "Accuracy minus random at the same keep fraction (positive = better than random):", ""]
@@ -224,6 +234,17 @@ def readme(results: dict, head: dict, note: str, png: dict) -> dict:
     for k in keys:
         b = head[k]["best"]
         lines.append(f"| {k} | {head[k]['full_data_accuracy']:.3f} | {b['method']} | {int(b['keep'] * 100)}% | {b['accuracy']:.3f} | {b['minus_full']:+.3f} |")
+    lines += ["", "Where selection loses to random (mean accuracy below random's mean minus 2 sd at the same keep):", ""]
+    for m in METHODS[1:]:
+        losses = []
+        for k in keys:
+            c, r = results[k]["curves"][m], results[k]["curves"]["random"]
+            bad = [f for f in map(float, c) if f < 1.0 and c[str(f)]["mean"] < r[str(f)]["mean"] - 2 * r[str(f)]["std"]]
+            if bad:
+                worst = min(bad, key=lambda f: c[str(f)]["mean"] - r[str(f)]["mean"])
+                losses.append(f"{k} at {', '.join(f'{int(f * 100)}%' for f in bad)} (worst {c[str(worst)]['mean'] - r[str(worst)]['mean']:+.3f} at {int(worst * 100)}%)")
+        if losses:
+            lines.append(f"- `{m}`: " + "; ".join(losses))
     lines += [""] + [f"![{k}]({p})" for k, p in png.items()]
     return common.readme_block("Data pruning: accuracy against keep fraction (`benchmarks/pruning_curve.py`)", "\n".join(lines))
 
@@ -244,6 +265,12 @@ def main(argv=None) -> None:
         FRACTIONS[:] = d["fractions"]
         for key, r in d["results"].items():
             plot(r["curves"], f"{r['dataset']} ({r['regime']}, {r['n_train']} train rows)", common.RESULTS / Path(d["plots"][key]).name)
+        # the README block is a pure function of the measured curves: rebuild it with this code
+        d["headline"] = headline(d["results"])
+        n_train = None if d["train_rows"] == "all" else d["train_rows"]
+        d["readme"] = readme(d["results"], d["headline"], make_note(args.quick, n_train, len(d["seeds"])), d["plots"])
+        d["readme_rebuilt_utc"] = common.now()
+        (common.RESULTS / ("pruning_curve_quick.json" if args.quick else "pruning_curve.json")).write_text(json.dumps(d, indent=1))
         return
     threads = common.set_threads(args.threads)
     started = common.now()
@@ -311,13 +338,7 @@ def main(argv=None) -> None:
                 plot(curves, f"{name} ({regime}, {len(train)} train rows)", common.RESULTS / pngname)
                 png[rk] = f"benchmarks/results/{pngname}"
     head = headline(results)
-    sub = "quick slice: 240 train / 200 test rows, 10 epochs" if args.quick else (
-        "all train rows" if n_train is None else f"a seeded subsample of {n_train} train rows per dataset (perplexity under SmolLM2 on all rows did not fit the time budget on 2 shared cores); full test sets")
-    note = (
-        f"MLP on frozen MiniLM embeddings, mean of {len(SEEDS)} seeds; {sub}; noise20 = 20 % seeded label flips in train, clean test. "
-        "Scores computed once per dataset/regime with the library's scorers, selections by the library's policies. "
-        "`(extra)` rows are easy-first / class-balanced policies added to test what wins at low keep."
-    )
+    note = make_note(args.quick, n_train, len(SEEDS))
     payload = {
         "train_rows": n_train or "all", "test_rows": n_test or "all", "fractions": FRACTIONS, "seeds": SEEDS, "noise_rate": NOISE,
         "dbp_clusters": DBP_CLUSTERS, "methods": METHODS, "extra_methods": sorted(EXTRA),
