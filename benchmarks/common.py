@@ -216,6 +216,10 @@ def bootstrap_interval(values, *, stat=np.mean, n_boot: int = 1000, seed: int = 
 def machine_info() -> dict:
     info = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
     try:
+        info["loadavg_at_write"] = [round(x, 2) for x in os.getloadavg()]  # other users of the shared cores
+    except OSError:  # pragma: no cover
+        pass
+    try:
         import torch
 
         info["torch"] = torch.__version__
