@@ -69,15 +69,117 @@ YES_NO = {"yes", "no"}
 # ------------------------------------------------------------------ small helpers (private until benchmarks/common.py exists)
 
 
-def wilson(k: int, n: int, z: float = 1.959963984540054) -> list[float] | None:
-    """95 % Wilson score interval for k successes out of n."""
+def wilson(k: int, n: int) -> list[float] | None:
+    """95 % Wilson score interval for k successes out of n (benchmarks/common.py)."""
+    from common import wilson_interval
+
     if n == 0:
         return None
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return [max(0.0, centre - half), min(1.0, centre + half)]
+    lo, hi = wilson_interval(k, n)
+    return [max(0.0, lo), min(1.0, hi)]
+
+
+def _fmt_recall(s: dict | None) -> str:
+    if not s or s.get("answer_recall") is None:
+        return "not run"
+    lo, hi = s["answer_recall_ci95"]
+    return f"{s['answer_recall']:.2f} [{lo:.2f}, {hi:.2f}] n={s['answer_n']}"
+
+
+def readme_markdown(res: dict) -> str:
+    """The README block, built only from the measured summary in `res`."""
+    summ, speed = res.get("summary", {}), res.get("speed_vs_llmlingua_4x", {})
+    dss = list(summ)
+    methods = [m for m in (*PROJECT, *CHEAP, "llmlingua", "longllmlingua") if any(m in summ[d] for d in dss)]
+    lines = []
+    state = "complete" if res.get("complete") else "PARTIAL (cut off at the deadline; see notes)"
+    lines.append(f"Run status: **{state}**. Hard token cap = floor(tokens / ratio) in the SmolLM2 tokenizer; "
+                 "answer recall = a gold answer string survives (case-insensitive), 95% Wilson intervals. "
+                 "HotpotQA seqlabel/hybrid use the 30 questions held out from the pruner's training; XQuAD and NQ "
+                 "questions are all held out. 1 torch thread per process, shared 2-core machine. LLMLingua / "
+                 "LongLLMLingua ran through `llmlingua` 0.2.2 on the bundled SmolLM2 with a thin wrapper converting "
+                 "the transformers-5 DynamicCache to the legacy list form.")
+    lines.append("")
+    lines.append("**Answer recall at 4x** (n = questions with a non-yes/no answer)")
+    lines.append("")
+    lines.append("| method | " + " | ".join(dss) + " | over budget (count / max tokens) |")
+    lines.append("|---|" + "---|" * len(dss) + "---|")
+    for m in methods:
+        cells, overs = [], []
+        for d in dss:
+            s4 = summ[d].get(m, {}).get("4")
+            sub = None
+            if s4:
+                sub = s4.get("heldout") if (m in TRAINED and "heldout" in s4) else s4["all"]
+                overs.append(f"{s4['all']['over_budget_count']}/{s4['all']['n']} ({s4['all']['over_budget_tokens_max']})")
+            cells.append(_fmt_recall(sub))
+        lines.append(f"| {m} | " + " | ".join(cells) + " | " + ", ".join(overs) + " |")
+    lines.append("")
+    fast = [m for m in (*PROJECT, *CHEAP) if m != "perplexity"]
+    ratios = res.get("settings", {}).get("ratios", [2, 4, 8, 16])
+    lines.append("**Answer recall by ratio** (project methods and cheap baselines)")
+    lines.append("")
+    lines.append("| dataset | method | " + " | ".join(f"{r}x" for r in ratios) + " |")
+    lines.append("|---|---|" + "---|" * len(ratios))
+    for d in dss:
+        for m in fast:
+            if m not in summ[d]:
+                continue
+            row = []
+            for r in ratios:
+                s = summ[d][m].get(str(r))
+                sub = (s.get("heldout") if (m in TRAINED and "heldout" in s) else s["all"]) if s else None
+                row.append(f"{sub['answer_recall']:.2f}" if sub and sub.get("answer_recall") is not None else "-")
+            lines.append(f"| {d} | {m} | " + " | ".join(row) + " |")
+    lines.append("")
+    if "hotpotqa" in summ:
+        lines.append("**HotpotQA evidence at 4x** (supporting-fact sentences kept whole; all 100 questions, "
+                     "seqlabel/hybrid also on the 30 held-out)")
+        lines.append("")
+        lines.append("| method | sentence recall | all facts kept |")
+        lines.append("|---|---|---|")
+        for m in methods:
+            s4 = summ["hotpotqa"].get(m, {}).get("4")
+            if not s4 or "evidence_recall" not in s4["all"]:
+                continue
+            a = s4["all"]
+            txt = f"{a['evidence_recall']:.2f}"
+            allk = f"{a['evidence_all_kept']:.2f} [{a['evidence_all_kept_ci95'][0]:.2f}, {a['evidence_all_kept_ci95'][1]:.2f}] n={a['evidence_n']}"
+            if m in TRAINED and "heldout" in s4 and "evidence_recall" in s4["heldout"]:
+                h = s4["heldout"]
+                txt += f" (held-out {h['evidence_recall']:.2f})"
+                allk += f" (held-out {h['evidence_all_kept']:.2f}, n={h['evidence_n']})"
+            lines.append(f"| {m} | {txt} | {allk} |")
+        lines.append("")
+    if speed:
+        lines.append("**Latency at 4x, per query, vs LLMLingua on the same questions** (mean seconds; ratio < 1 = faster)")
+        lines.append("")
+        lines.append("| method | " + " | ".join(speed) + " |")
+        lines.append("|---|" + "---|" * len(speed))
+        ms = [m for m in methods if any(m in speed[d] for d in speed)]
+        for m in ms:
+            cells = []
+            for d in speed:
+                x = speed[d].get(m)
+                cells.append(f"{x['latency_s_mean']:.2f} s ({x['ratio_to_llmlingua']:.3f}x, n={x['n']})" if x else "-")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    png = res.get("png")
+    if png:
+        lines.append(f"![answer recall vs ratio](benchmarks/results/{png})")
+        lines.append("")
+    for n in res.get("notes", []):
+        lines.append(f"- {n}")
+    return "\n".join(lines)
+
+
+def _finalize(res: dict, png_name: str) -> None:
+    from common import now, readme_block
+
+    res["png"] = png_name
+    res["threads"] = res.get("environment", {}).get("torch_threads", 1)
+    res["finished_utc"] = now()
+    res["readme"] = readme_block("Context compression (hard distractors)", readme_markdown(res))
 
 
 def _norm_ws(text: str) -> str:
@@ -504,6 +606,7 @@ def merge(paths: list[str], out_path: Path, ratios: list[int], command: str | No
     if command:
         res["command"] = command
     res["parts"] = [str(Path(p).name) for p in paths]
+    _finalize(res, out_path.with_suffix(".png").name)
     write_json(out_path, res)
     plot(res["summary"], ratios, out_path.with_suffix(".png"))
     print(f"merged {len(parts)} parts into {out_path} (complete={res['complete']})")
@@ -642,6 +745,7 @@ def main(argv=None) -> int:
                               for ds, by_m in records.items()}
         result["elapsed_s"] = round(time.time() - t_start, 1)
         result["complete"] = final
+        _finalize(result, png_path.name)
         write_json(out_path, result)
 
     runner = Runner(counter)
