@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 METHODS = ("mig", "perplexity", "seqlabel", "hybrid", "random", "lead")
 PASSAGE_JOIN = "\n\n"
 DEFAULT_RATE = 0.5
-DEFAULT_SEQLABEL_THRESHOLD = 0.1
 
 
 @dataclass(frozen=True)
@@ -509,8 +508,10 @@ def _run_seqlabel(items: list[_Item], opts: CompressOptions, *, hybrid: bool) ->
             allowed = np.isin(it.passage, kept_p)
         keep, left = select_forced(it.weights, it.scores, it.forced & allowed, it.cap)
         if left is None:
-            thr = opts.threshold if opts.threshold is not None else DEFAULT_SEQLABEL_THRESHOLD
-            keep |= allowed & (it.scores > thr)
+            from datapruner.scorers.seqlabel import CONSERVATIVE_THRESHOLD, keep_units_by_threshold
+
+            thr = opts.threshold if opts.threshold is not None else CONSERVATIVE_THRESHOLD
+            keep |= allowed & keep_units_by_threshold(it.scores, threshold=thr)
         else:
             # Provence under a budget: keep units by mean keep-probability until the budget is full
             for i in np.lexsort((np.arange(len(it.scores)), -it.scores)):
