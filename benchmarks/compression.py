@@ -593,10 +593,28 @@ def merge(paths: list[str], out_path: Path, ratios: list[int], command: str | No
         print("nothing to merge")
         return 0
     res = dict(parts[0])
-    for key in ("records", "summary", "speed_vs_llmlingua_4x", "progress", "datasets", "skipped_datasets"):
+    for key in ("summary", "speed_vs_llmlingua_4x", "progress", "datasets", "skipped_datasets"):
         res[key] = {}
         for p in parts:
             res[key].update(p.get(key, {}))
+    res["records"] = {}
+    shared = set()
+    for p in parts:
+        for ds, by_m in p.get("records", {}).items():
+            if ds in res["records"]:
+                shared.add(ds)
+            for m, by_r in by_m.items():
+                for r, recs in by_r.items():
+                    res["records"].setdefault(ds, {}).setdefault(m, {}).setdefault(r, []).extend(recs)
+    if shared:  # a dataset split over several processes: rebuild its cases (seeded) and summaries
+        seed = res.get("settings", {}).get("seed", 0)
+        n = res.get("settings", {}).get("n_per_dataset", 100)
+        ddir = data_dir(None)
+        cases = {ds: LOADERS[ds](ddir, n, random.Random(f"{seed}-{ds}")) for ds in res["records"]}
+        res["summary"] = build_summary(res["records"], cases)
+        res["speed_vs_llmlingua_4x"] = speed_table(res["records"])
+        res["progress"] = {ds: {m: {r: len(v) for r, v in by_r.items()} for m, by_r in by_m.items()}
+                           for ds, by_m in res["records"].items()}
     res["notes"] = [n for p in parts for n in p.get("notes", []) if n not in res.get("_seen", [])]
     res["notes"] = list(dict.fromkeys(res["notes"]))
     res["complete"] = all(p.get("complete") for p in parts)
@@ -628,6 +646,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ppl-n", type=int, default=100, help="questions per dataset for perplexity (after the LLMLingua ones)")
     ap.add_argument("--slow-ratios", default="4", help="ratios for the slow methods")
     ap.add_argument("--no-llmlingua", action="store_true")
+    ap.add_argument("--methods", default=None, help="comma list: run only these methods (default: all)")
     ap.add_argument("--deadline", default=None, help="HH:MM UTC: start no new step after this; results marked partial")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -760,7 +779,9 @@ def main(argv=None) -> int:
     # Phase 1: fast methods, every question, every ratio
     runner.patch_models()
     order = sorted(ratios, key=lambda r: (r != 4, r))  # the timed pass first (4x), then the others from the memo
-    for m in FAST_ORDER:
+    only = set(args.methods.split(",")) if args.methods else None
+    fast_methods = [m for m in FAST_ORDER if only is None or m in only]
+    for m in fast_methods:
         warm(m)
         runner.clear_memo()
         for ds, cs in cases.items():
@@ -782,7 +803,7 @@ def main(argv=None) -> int:
         save()
 
     # Phase 2: slow methods, round-robin over datasets in blocks of questions
-    slow_methods = [m for m in SLOW_ORDER if not (args.no_llmlingua and m != "perplexity")]
+    slow_methods = [m for m in SLOW_ORDER if not (args.no_llmlingua and m != "perplexity") and (only is None or m in only)]
     for m in slow_methods:
         if not past_deadline():
             warm(m)
@@ -817,7 +838,7 @@ def main(argv=None) -> int:
             if not progressed:
                 break
 
-    complete = all(len(records[ds].get(m, {}).get(str(r), [])) == len(cases[ds]) for ds in cases for m in FAST_ORDER
+    complete = all(len(records[ds].get(m, {}).get(str(r), [])) == len(cases[ds]) for ds in cases for m in fast_methods
                    for r in ratios) and all(
         done_pos[(ds, m, r)] >= (0 if (args.quick and ds != next(iter(cases))) else min(target[m], len(cases[ds])))
         for ds in cases for m in slow_methods for r in slow_ratios
