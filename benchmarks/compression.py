@@ -522,8 +522,9 @@ def plot(summary: dict, ratios: list[int], path: Path) -> None:
                     continue
                 xs.append(r)
                 ys.append(a["answer_recall"])
-                lo.append(a["answer_recall"] - a["answer_recall_ci95"][0])
-                hi.append(a["answer_recall_ci95"][1] - a["answer_recall"])
+                # clipped at 0: at recall 0 or 1 the Wilson bound differs from it by a rounding error
+                lo.append(max(0.0, a["answer_recall"] - a["answer_recall_ci95"][0]))
+                hi.append(max(0.0, a["answer_recall_ci95"][1] - a["answer_recall"]))
             if not xs:
                 continue
             n = by_r[str(xs[0])]["heldout" if (m in TRAINED and "heldout" in by_r[str(xs[0])]) else "all"]["answer_n"]
@@ -619,8 +620,9 @@ def merge(paths: list[str], out_path: Path, ratios: list[int], command: str | No
     res["notes"] = list(dict.fromkeys(res["notes"]))
     res["complete"] = all(p.get("complete") for p in parts)
     res["elapsed_s"] = max(p.get("elapsed_s", 0) for p in parts)
-    res["processes"] = ("one process per dataset, run concurrently (1 torch thread each); every method of a dataset "
-                        "ran in that dataset's process on the same inputs")
+    res["processes"] = ("each part is one process (see part_commands), run concurrently with 1 torch thread each; "
+                        "every part draws the same seeded questions, so all methods see the same inputs")
+    res["part_commands"] = [p.get("command") for p in parts]
     if command:
         res["command"] = command
     res["parts"] = [str(Path(p).name) for p in paths]
@@ -666,7 +668,7 @@ def main(argv=None) -> int:
     png_path = out_path.with_suffix(".png")
 
     if args.merge:
-        return merge(args.merge, out_path, ratios)
+        return merge(args.merge, out_path, ratios, command="python benchmarks/compression.py " + " ".join(argv_list))
     if args.per_dataset_processes:
         return run_per_dataset(args, argv_list, out_path, ratios)
 
