@@ -37,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import rss_split  # noqa: E402
+
 DIM = 384
 DUP_FRACTION = 0.01
 RESULTS = Path(__file__).parent / "results"
@@ -73,16 +76,6 @@ def generate(path: Path, n: int, *, seed: int, chunk: int = 65_536) -> dict:
     out.flush()
     np.save(path.with_suffix(".sources.npy"), sources)
     return {"n_base": n_base, "n_dup": n_dup, "n_true_centers": n_centers}
-
-
-def _rss_split() -> dict[str, int]:
-    fields = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(("RssAnon", "RssFile", "VmHWM")):
-                key, value = line.split(":")
-                fields[key] = int(value.split()[0]) * 1024
-    return fields
 
 
 def worker(path: Path, n: int, work: Path, threads: int, seed: int) -> dict:
@@ -137,7 +130,7 @@ def worker(path: Path, n: int, work: Path, threads: int, seed: int) -> dict:
         "times_s": {key: round(v, 2) for key, v in times.items()},
         "total_s": round(sum(times.values()), 2),
         "peak_rss_self_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "rss_end": _rss_split(),
+        "rss_end": rss_split(),
         "embedding_file_bytes": n * DIM * 2,
         "proto_kept": int(proto_keep.sum()),
         "dbp_kept": int(dbp_keep.sum()),

@@ -74,16 +74,6 @@ def prepare(n: int, work: Path, seed: int) -> dict:
     return {"parquet_bytes": path.stat().st_size, "embedding_cache_bytes": emb_path.stat().st_size, **gen}
 
 
-def rss_split() -> dict:
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(("RssAnon", "RssFile", "VmHWM")):
-                k, v = line.split(":")
-                out[k] = int(v.split()[0]) * 1024
-    return out
-
-
 def worker(n: int, work: Path, threads: int) -> dict:
     from datapruner.pipelines.curate import curate
 
@@ -106,7 +96,7 @@ def worker(n: int, work: Path, threads: int) -> dict:
     return {
         "n_rows": n, "n_kept": int(result.n_kept), "wall_s": wall,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "rss_end": rss_split(), "timings_s": result.manifest.get("timings_s"),
+        "rss_end": common.rss_split(), "timings_s": result.manifest.get("timings_s"),
         "dropped_by_reason": {str(k): int(v) for k, v in result.dropped_by_reason.items()},
         "embedder_loaded": "sentence_transformers" in sys.modules,
     }
