@@ -10,7 +10,7 @@ used from there. This file adds:
   offline fixes of STACK.md.
 
 The BM25 / embedding baselines use the library's own preparation (same sentence units, same token
-weights, same cap) and its own rendering + cap check (``datapruner.budget.enforce_cap``): only the
+weights, same cap) and its own rendering + cap check (``datapruner.compression.budget.enforce_cap``): only the
 unit scores differ. Units are taken greedily by score while they fit, exactly as the library's
 ``random`` / ``lead`` baselines do.
 """
@@ -93,9 +93,9 @@ class BM25Index:
 def compress_by_scores(query: str, passages: list[str], rate: float, scorer: str):
     """Compress with unit scores from `scorer` (``"bm25"`` or ``"embedding"``) through the library's
     own units, budget and cap check. Returns a ``datapruner.CompressionResult``."""
-    from datapruner.budget import TokenCounter, select_forced
-    from datapruner.units import compile_force_keep
-    from pipelines import compress as C
+    from datapruner.compression.budget import TokenCounter, select_forced
+    from datapruner.compression.units import compile_force_keep
+    from datapruner.pipelines import compress as C
 
     opts = C.CompressOptions.from_kwargs(method="lead", rate=rate)  # method only labels the result
     counter = _counter(opts.tokenizer)
@@ -126,7 +126,7 @@ _COUNTERS: dict = {}
 
 
 def _counter(name: str):
-    from datapruner.budget import TokenCounter
+    from datapruner.compression.budget import TokenCounter
 
     if name not in _COUNTERS:
         _COUNTERS[name] = TokenCounter(name)

@@ -82,7 +82,7 @@ def worker(path: Path, n: int, work: Path, threads: int, seed: int) -> dict:
     """Run every stage on the memmap at `path`; returns timings and memory figures."""
     import faiss
 
-    from datapruner.clustering import SphericalKMeans, assign_resumable, default_n_clusters
+    from datapruner.curation.clustering import SphericalKMeans, assign_resumable, default_n_clusters
     from datapruner.scorers.density import get_cluster_complexity, get_density_weights
     from datapruner.scorers.semdedup import count_duplicates, semdedup_pass
     from datapruner.selection.quotas import ClusterQuota, Prototypes

@@ -10,7 +10,7 @@ Generic on purpose: any benchmark may import it (``from common import ...`` when
 - ``inject_label_noise(labels, rate, n_classes, seed)``: seeded flips to a uniformly drawn *other*
   class; returns the noisy labels and the flipped mask (the ground truth).
 - ``embed_texts(texts)``: bundled-MiniLM embeddings through the library's on-disk cache
-  (``datapruner.embedding_cache``), so a rerun or a curation run over the same texts re-embeds nothing.
+  (``datapruner.curation.embedding_cache``), so a rerun or a curation run over the same texts re-embeds nothing.
 - ``wilson_interval``, ``bootstrap_interval``: 95 % intervals.
 - ``write_result(name, payload, quick=...)``: ``benchmarks/results/<name>.json`` (or
   ``<name>_quick.json``) with machine info, threads, command and timestamps added.
@@ -181,8 +181,8 @@ def embedder():
 def embed_texts(texts: list[str]) -> np.ndarray:
     """(N, 384) float32 L2-normalised bundled-MiniLM embeddings, through the library's disk cache
     (keyed by the texts' content fingerprint, the same key a curation run over these texts uses)."""
-    from datapruner.dataset import ColumnMap, Dataset
-    from datapruner.embedding_cache import cached_embeddings
+    from datapruner.curation.dataset import ColumnMap, Dataset
+    from datapruner.curation.embedding_cache import cached_embeddings
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_parquet(Path(tmp) / "texts.parquet", texts)

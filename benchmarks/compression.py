@@ -52,7 +52,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -205,7 +204,7 @@ def write_json(path: Path, obj: dict) -> None:
 
 
 def load_xquad(ddir: Path, n: int, rng: random.Random) -> list[dict]:
-    from scorers.seqlabel_training import XQUAD_FILE, find_data_file, load_xquad_articles, xquad_split
+    from datapruner.pipelines.train_pruner import XQUAD_FILE, find_data_file, load_xquad_articles, xquad_split
 
     articles = xquad_split(load_xquad_articles(find_data_file(ddir, XQUAD_FILE)), "heldout")
     cases = []
@@ -227,8 +226,8 @@ def load_xquad(ddir: Path, n: int, rng: random.Random) -> list[dict]:
 
 
 def load_hotpotqa(ddir: Path, n: int, rng: random.Random) -> list[dict]:
-    from scorers.seqlabel_training import HOTPOT_FILE, HOTPOT_HELDOUT, find_data_file, join_sentences
-    from scorers.seqlabel_training import load_hotpotqa as _load
+    from datapruner.pipelines.train_pruner import HOTPOT_FILE, HOTPOT_HELDOUT, find_data_file, join_sentences
+    from datapruner.pipelines.train_pruner import load_hotpotqa as _load
 
     records = _load(find_data_file(ddir, HOTPOT_FILE))
     first_heldout = len(records) - HOTPOT_HELDOUT
@@ -253,8 +252,8 @@ def load_hotpotqa(ddir: Path, n: int, rng: random.Random) -> list[dict]:
 
 def load_nq(ddir: Path, n: int, rng: random.Random) -> list[dict]:
     from baselines import BM25Index
-    from scorers.seqlabel_training import NQ_FILE, NQ_TRAIN_ROWS, TrainConfig, _gold_passage, find_data_file
-    from scorers.seqlabel_training import load_nq as _load
+    from datapruner.pipelines.train_pruner import NQ_FILE, NQ_TRAIN_ROWS, TrainConfig, _gold_passage, find_data_file
+    from datapruner.pipelines.train_pruner import load_nq as _load
 
     rows = _load(find_data_file(ddir, NQ_FILE))
     # the pruner trained on the first `nq_train` rows (of rows < 2000) that have a gold passage
@@ -311,7 +310,7 @@ class Runner:
     def patch_models(self):
         if self._patched:
             return
-        from pipelines import compress as C
+        from datapruner.pipelines import compress as C
 
         emb = C._embedder("bundled-minilm")
         pruner = C._seqlabel("bundled")
@@ -390,7 +389,7 @@ class Runner:
 
 
 def _sentences(text: str) -> list[str]:
-    from datapruner.units import split_sentences
+    from datapruner.compression.units import split_sentences
 
     return [text[s:e] for s, e in split_sentences(text) if e - s >= 20]
 
@@ -693,7 +692,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from datapruner.budget import TokenCounter
+    from datapruner.compression.budget import TokenCounter
 
     counter = TokenCounter("bundled-smollm2")
     t_start = time.time()
@@ -724,7 +723,7 @@ def main(argv=None) -> int:
             "ratios": ratios, "slow_ratios": slow_ratios, "n_per_dataset": args.n, "slow_n": args.slow_n,
             "perplexity_n": args.ppl_n, "seed": args.seed,
             "budget": "hard cap floor(tokens/ratio) in the bundled SmolLM2 tokenizer (passages joined by a blank line)",
-            "units": "library sentence units (datapruner.units, max_unit_tokens 128) for every method except LLMLingua",
+            "units": "library sentence units (datapruner.compression.units, max_unit_tokens 128) for every method except LLMLingua",
             "llmlingua": {
                 "package": "llmlingua 0.2.2 on the bundled SmolLM2 (converted HF folder), device cpu",
                 "offline_fixes": [

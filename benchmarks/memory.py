@@ -49,8 +49,8 @@ def prepare(n: int, work: Path, seed: int) -> dict:
     import pyarrow.parquet as pq
 
     from clustering_scale import generate
-    from datapruner.dataset import ColumnMap, Dataset
-    from datapruner.embedding_cache import cache_path
+    from datapruner.curation.dataset import ColumnMap, Dataset
+    from datapruner.curation.embedding_cache import cache_path
     from datapruner.models.embedder import Embedder
 
     rng = np.random.default_rng(seed)

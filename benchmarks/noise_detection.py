@@ -57,7 +57,7 @@ def pct_rank(x: np.ndarray) -> np.ndarray:
 
 def run_one(name: str, train: common.Split, emb: np.ndarray, rate: float, seed: int, work: Path, threads: int) -> dict:
     import cleanlab.filter
-    from datapruner.proxy import ProxyClassifier
+    from datapruner.curation.proxy import ProxyClassifier
 
     k = len(train.names)
     noisy, flipped = common.inject_label_noise(train.labels, rate, k, seed)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from datapruner.dataset import ColumnMap
+from datapruner.curation.dataset import ColumnMap
 from datapruner.errors import ConfigError
 from datapruner.io.readers import FORMATS
 from datapruner.models.loading import BUNDLED_EMBEDDER, BUNDLED_LM

@@ -11,7 +11,7 @@ import importlib
 import inspect
 
 from datapruner.errors import ConfigError
-from datapruner.steps import ScoreStep
+from datapruner.curation.steps import ScoreStep
 
 
 def scorer_catalog() -> dict[str, str]:

@@ -5,7 +5,7 @@
     >>> result.text, result.tokens_after <= result.budget
 
 Flow: query + passages -> units (sentences, or code units) -> unit scores (one method) -> budgeted
-selection -> rendered text, re-counted so the cap always holds (see :mod:`datapruner.budget`).
+selection -> rendered text, re-counted so the cap always holds (see :mod:`datapruner.compression.budget`).
 
 Methods
 -------
@@ -29,9 +29,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from datapruner.budget import TokenCounter, enforce_cap, knapsack, resolve_budget, select_forced
+from datapruner.compression.budget import TokenCounter, enforce_cap, knapsack, resolve_budget, select_forced
 from datapruner.errors import ConfigError, InputDataError
-from datapruner.units import (
+from datapruner.compression.units import (
     CodeUnit,
     code_units,
     comment_prefix,

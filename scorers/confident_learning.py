@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from datapruner.dataset import Batch
+from datapruner.curation.dataset import Batch
 from datapruner.errors import ConfigError, InputDataError
-from datapruner.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
-from datapruner.steps import ScoreStep
+from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
+from datapruner.curation.steps import ScoreStep
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from datapruner.clustering import CLUSTER_PARAMS, cluster_options, cluster_view, save_report_centroids
-from datapruner.dataset import Batch
+from datapruner.curation.clustering import CLUSTER_PARAMS, cluster_options, cluster_view, save_report_centroids
+from datapruner.curation.dataset import Batch
 from datapruner.errors import ConfigError, InputDataError
-from datapruner.steps import ScoreStep
+from datapruner.curation.steps import ScoreStep
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class DensityStep(ScoreStep):
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
-        from datapruner.report import _pyplot
+        from datapruner.curation.report import _pyplot
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

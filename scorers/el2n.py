@@ -5,9 +5,9 @@ each scored after E early epochs. High = hard / informative (and, at the very to
 mislabeled: the `top_fraction` policy's `offset` skips that top slice).
 
 Sources of `f` for the `el2n` step:
-1. the proxy classifier on frozen embeddings (default; `datapruner.proxy.ProxyClassifier`, S runs
+1. the proxy classifier on frozen embeddings (default; `datapruner.curation.proxy.ProxyClassifier`, S runs
    trained on every labelled row and scored in-sample after E epochs, as the paper does);
-2. the user's model through `scorers.training_hooks` (`scores_file`: a Parquet file written by the
+2. the user's model through `datapruner.pipelines.training_hooks` (`scores_file`: a Parquet file written by the
    plain helper or the `TrainerCallback`);
 3. a column of precomputed logits or probabilities (`logits_column` / `probs_column`).
 """
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from datapruner.dataset import Batch
-from datapruner.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
-from datapruner.steps import ScoreStep
+from datapruner.curation.dataset import Batch
+from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
+from datapruner.curation.steps import ScoreStep
 
 
 def el2n_scores(pred_probs: Any, labels: Any) -> np.ndarray:
@@ -72,7 +72,7 @@ class EL2NStep(ScoreStep):
         **PROXY_PARAMS_DOC,
         **COLUMN_PARAMS_DOC,
         "pred_probs": "'in_sample' (default; the paper: runs trained on all rows, scored after E epochs) or 'cross_val' (out-of-sample)",
-        "scores_file": "Parquet file of recorded per-example scores (id, epoch, el2n) from scorers.training_hooks; replaces the proxy",
+        "scores_file": "Parquet file of recorded per-example scores (id, epoch, el2n) from datapruner.pipelines.training_hooks; replaces the proxy",
         "epoch": "with scores_file: the recorded epoch to use (default: the latest)",
     }
 
@@ -82,7 +82,7 @@ class EL2NStep(ScoreStep):
             self.needs = frozenset({"text", "labels"}) if not params.get("scores_file") else frozenset({"text"})
 
     def fit(self, view) -> None:
-        from datapruner.scorers.training_hooks import recorded_scores_for_step
+        from datapruner.pipelines.training_hooks import recorded_scores_for_step
 
         recorded = recorded_scores_for_step(self, view, "el2n")
         if recorded is not None:

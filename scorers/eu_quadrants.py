@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from datapruner.dataset import Batch
+from datapruner.curation.dataset import Batch
 from datapruner.errors import ConfigError, InputDataError
-from datapruner.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
+from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
 from datapruner.selection.quadrants import QUADRANT_MEANING, QUADRANTS, QuadrantAssignment, eu_quadrants
-from datapruner.steps import ScoreStep
+from datapruner.curation.steps import ScoreStep
 
 __all__ = ["EUQuadrantsStep", "QuadrantAssignment", "error_uncertainty", "eu_quadrants", "lm_error_uncertainty", "prune_tokens"]
 
@@ -237,7 +237,7 @@ class EUQuadrantsStep(ScoreStep):
 
 def plot_eu_plane(error: np.ndarray, uncertainty: np.ndarray, quadrant: np.ndarray | None, path: Path, *, log_error: bool = False) -> str:
     """Scatter of the EU plane coloured by quadrant (grey when no quadrant was assigned); returns the file name."""
-    from datapruner.report import _pyplot
+    from datapruner.curation.report import _pyplot
 
     plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)

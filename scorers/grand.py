@@ -17,9 +17,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from datapruner.dataset import Batch
+from datapruner.curation.dataset import Batch
 from datapruner.errors import ConfigError, InputDataError
-from datapruner.proxy import (
+from datapruner.curation.proxy import (
     PROXY_PARAMS_DOC,
     check_labels,
     make_proxy_model,
@@ -27,7 +27,7 @@ from datapruner.proxy import (
     seed_for,
     train_proxy_model,
 )
-from datapruner.steps import ScoreStep
+from datapruner.curation.steps import ScoreStep
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class GraNdStep(ScoreStep):
         "epochs": "proxy training epochs before scoring (default 0 = at initialisation, as the paper)",
         "hidden": "proxy MLP hidden width; 0 = logistic layer (default 0)",
         "scope": "'all' trainable parameters (default, the method) or 'last_layer' (named approximation)",
-        "scores_file": "Parquet file of recorded per-example scores (id, epoch, grand) from scorers.training_hooks; replaces the proxy",
+        "scores_file": "Parquet file of recorded per-example scores (id, epoch, grand) from datapruner.pipelines.training_hooks; replaces the proxy",
         "epoch": "with scores_file: the recorded epoch to use (default: the latest)",
     }
 
@@ -177,7 +177,7 @@ class GraNdStep(ScoreStep):
             self.needs = frozenset({"text"})
 
     def fit(self, view) -> None:
-        from datapruner.scorers.training_hooks import recorded_scores_for_step
+        from datapruner.pipelines.training_hooks import recorded_scores_for_step
 
         recorded = recorded_scores_for_step(self, view, "grand")
         if recorded is not None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from datapruner.dataset import Batch
+from datapruner.curation.dataset import Batch
 from datapruner.models import TokenStats
-from datapruner.steps import ScoreStep
+from datapruner.curation.steps import ScoreStep
 
 
 def perplexities(stats: list[TokenStats]) -> np.ndarray:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datapruner.budget import knapsack
+from datapruner.compression.budget import knapsack
 from datapruner.models.batching import token_budget_groups
 
 log = logging.getLogger(__name__)

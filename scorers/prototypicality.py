@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datapruner.clustering import (
+from datapruner.curation.clustering import (
     CLUSTER_PARAMS,
     SphericalKMeans,
     cluster_options,
@@ -28,9 +28,9 @@ from datapruner.clustering import (
     normalize_rows,
     save_report_centroids,
 )
-from datapruner.dataset import Batch
+from datapruner.curation.dataset import Batch
 from datapruner.errors import InputDataError
-from datapruner.steps import ScoreStep, nan_column
+from datapruner.curation.steps import ScoreStep, nan_column
 
 
 def get_prototypicality_scores(

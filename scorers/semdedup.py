@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from datapruner.clustering import (
+from datapruner.curation.clustering import (
     CLUSTER_PARAMS,
     SIM_BUDGET,
     cluster_members,
@@ -34,11 +34,11 @@ from datapruner.clustering import (
     normalize_rows,
     save_report_centroids,
 )
-from datapruner.dataset import Batch
+from datapruner.curation.dataset import Batch
 from datapruner.errors import ConfigError, InputDataError
 from datapruner.paths import atomic_path
 from datapruner.progress import progress_bar
-from datapruner.steps import ScoreStep
+from datapruner.curation.steps import ScoreStep
 
 log = logging.getLogger(__name__)
 

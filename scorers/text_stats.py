@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from datapruner.dataset import Batch
-from datapruner.steps import ScoreStep
+from datapruner.curation.dataset import Batch
+from datapruner.curation.steps import ScoreStep
 
 
 def text_statistics(texts: list[str]) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ import pytest
 from datapruner.config import config_from_dict
 from datapruner.errors import ConfigError
 from datapruner.registry import get_scorer, scorer_catalog
-from datapruner.runner import score_dataset
+from datapruner.pipelines.curate import score_dataset
 
 # Small settings so the whole contract runs in seconds per scorer; the methods are unchanged.
 FAST_PARAMS = {

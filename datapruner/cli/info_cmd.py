@@ -14,7 +14,7 @@ def run(args) -> int:
     from datapruner.models.embedder import bundled_embedder_path
     from datapruner.paths import cache_dir
     from datapruner.registry import scorer_catalog
-    from datapruner.runner import _versions
+    from datapruner.pipelines.curate import _versions
     from datapruner.selection import CATALOG as POLICIES
 
     print("versions:")

@@ -20,7 +20,7 @@ def run(args) -> int:
     from datapruner.errors import ConfigError
     from datapruner.models import set_threads
     from datapruner.pipelines.compress_batch_job import load_compress_config
-    from datapruner.service import DEFAULT_MAX_PASSAGES, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_S, serve
+    from datapruner.service.app import DEFAULT_MAX_PASSAGES, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_S, serve
 
     conf = load_compress_config(args.config) if args.config else {"compress": {}, "service": {}}
     svc = conf["service"]

@@ -41,7 +41,7 @@ def run(args) -> int:
     import time
 
     from datapruner.models.loading import set_threads
-    from datapruner.scorers.seqlabel_training import TrainConfig, train_pruner, write_metrics
+    from datapruner.pipelines.train_pruner import TrainConfig, train_pruner, write_metrics
 
     log = logging.getLogger("datapruner.train_pruner")
     set_threads(args.threads)
@@ -65,7 +65,7 @@ def run(args) -> int:
     if not args.no_eval:
         from datapruner.models import Embedder
         from datapruner.scorers.seqlabel import SequenceLabelPruner
-        from datapruner.scorers.seqlabel_eval import heldout_metrics
+        from datapruner.pipelines.evaluate_pruner import heldout_metrics
 
         t1 = time.perf_counter()
         metrics = heldout_metrics(

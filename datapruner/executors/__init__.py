@@ -10,8 +10,8 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
-from datapruner.dataset import DatasetView
-from datapruner.steps import ScoreStep
+from datapruner.curation.dataset import DatasetView
+from datapruner.curation.steps import ScoreStep
 
 
 class Executor(Protocol):

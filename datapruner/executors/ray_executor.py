@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from datapruner.dataset import Batch, DatasetView
+from datapruner.curation.dataset import Batch, DatasetView
 from datapruner.errors import require_extra
 from datapruner.paths import atomic_dir
 
@@ -62,7 +62,7 @@ class RayExecutor:
         staging = _stage(view)
         embeddings_path = None
         if step.needs_embeddings:
-            from datapruner.embedding_cache import cache_path
+            from datapruner.curation.embedding_cache import cache_path
 
             view.embeddings()
             embeddings_path = str(cache_path(view.models.embedder.model_id, view.info.text_fingerprint))

@@ -12,13 +12,13 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from datapruner.errors import ModelLoadError
 from datapruner.models.batching import token_budget_groups
+from datapruner.models.cache import shared_model
 from datapruner.models.loading import BUNDLED_LM, ensure_offline_env, resolve_hf_model
 from datapruner.paths import cache_dir, file_lock
 
@@ -104,24 +104,28 @@ def load_tokenizer(name: str = BUNDLED_LM):
     return _load_tokenizer(name, "tokenizer", "--tokenizer")
 
 
-@lru_cache(maxsize=4)
 def _load_tokenizer(name: str, kind: str, flag: str):
-    from transformers import AutoTokenizer
+    def build():
+        from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve_lm(name, kind=kind, flag=flag))
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    return tok
+        tok = AutoTokenizer.from_pretrained(resolve_lm(name, kind=kind, flag=flag))
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        return tok
+
+    return shared_model("tokenizer", name, build)
 
 
-@lru_cache(maxsize=2)
 def _load_model(name: str):
-    import torch
-    from transformers import AutoModelForCausalLM
+    def build():
+        import torch
+        from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(resolve_lm(name), dtype=torch.float32)
-    model.eval()
-    return model
+        model = AutoModelForCausalLM.from_pretrained(resolve_lm(name), dtype=torch.float32)
+        model.eval()
+        return model
+
+    return shared_model("causal_lm", name, build)
 
 
 class CausalLM:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
 import numpy as np
 
 from datapruner.models.batching import token_budget_groups
+from datapruner.models.cache import shared_model
 from datapruner.models.loading import BUNDLED_EMBEDDER, resolve_hf_model
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,14 @@ class Embedder:
         return out
 
 
-@lru_cache(maxsize=4)
 def _load_sentence_transformer(name: str):
-    from sentence_transformers import SentenceTransformer
+    def build():
+        from sentence_transformers import SentenceTransformer
 
-    path = bundled_embedder_path() if name == BUNDLED_EMBEDDER else resolve_hf_model(
-        name, kind="embedder", flag="--embedder"
-    )
-    log.info("loading embedder %s", path)
-    return SentenceTransformer(path, device="cpu")
+        path = bundled_embedder_path() if name == BUNDLED_EMBEDDER else resolve_hf_model(
+            name, kind="embedder", flag="--embedder"
+        )
+        log.info("loading embedder %s", path)
+        return SentenceTransformer(path, device="cpu")
+
+    return shared_model("sentence_transformer", name, build)

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from datapruner.clustering import SphericalKMeans
+from datapruner.curation.clustering import SphericalKMeans
 from datapruner.errors import ConfigError
 from datapruner.scorers.prototypicality import (
     get_class_prototype_distances,

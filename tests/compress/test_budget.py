@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datapruner.budget import TokenCounter, enforce_cap, knapsack, resolve_budget
+from datapruner.compression.budget import TokenCounter, enforce_cap, knapsack, resolve_budget
 from datapruner.errors import ConfigError
 from datapruner.pipelines.compress import compress
 

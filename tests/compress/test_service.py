@@ -26,7 +26,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     """Two apps: a normal one and one with a tiny timeout, each on its own loopback port."""
-    from datapruner.service import create_app
+    from datapruner.service.app import create_app
 
     servers, urls = [], []
     for options in ({"max_request_bytes": 20_000, "timeout_s": 120, "defaults": {"method": "mig", "rate": 0.5}},

@@ -7,7 +7,7 @@ import ast
 import pytest
 
 from datapruner.errors import ConfigError
-from datapruner.units import code_units, compile_force_keep, force_keep_mask, split_long_span, split_sentences
+from datapruner.compression.units import code_units, compile_force_keep, force_keep_mask, split_long_span, split_sentences
 
 
 def _sentences(text):

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from datapruner.cli import main
-from datapruner.embedding_cache import cache_path
+from datapruner.curation.embedding_cache import cache_path
 from datapruner.pipelines.curate import curate
 
 pytestmark = pytest.mark.slow
@@ -42,8 +42,8 @@ def test_shipped_perplexity_config_runs(tmp_path, causal_lm):
 
 
 def test_second_run_reembeds_nothing(tmp_path, sst2_parquet, embedder, monkeypatch):
-    from datapruner.dataset import ColumnMap, Dataset
-    from datapruner.embedding_cache import cached_embeddings
+    from datapruner.curation.dataset import ColumnMap, Dataset
+    from datapruner.curation.embedding_cache import cached_embeddings
 
     monkeypatch.setenv("DATAPRUNER_CACHE", str(tmp_path / "cache"))
     ds = Dataset(sst2_parquet, columns=ColumnMap(text="sentence"), batch_size=50)

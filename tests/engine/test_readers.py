@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from datapruner.dataset import ColumnMap, Dataset
+from datapruner.curation.dataset import ColumnMap, Dataset
 from datapruner.errors import InputDataError
 from datapruner.io.readers import read_batches
 

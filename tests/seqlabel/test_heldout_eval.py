@@ -13,7 +13,7 @@ import pytest
 
 
 def test_sample_is_exactly_the_heldout_split(hotpot_heldout, shared_data):
-    from datapruner.scorers import seqlabel_training as tr
+    from datapruner.pipelines import train_pruner as tr
 
     records = tr.load_hotpotqa(tr.find_data_file(shared_data / "qa", tr.HOTPOT_FILE))
     train_ids = {r["_id"] for r in tr.hotpotqa_split(records, "train")}
@@ -25,7 +25,7 @@ def test_sample_is_exactly_the_heldout_split(hotpot_heldout, shared_data):
 @pytest.mark.slow
 def test_pruner_evidence_recall_beats_chance_and_matches_shipped_metrics(bundled_pruner, embedder, hotpot_heldout):
     from datapruner.scorers.seqlabel import CONFIG_FILE, bundled_pruner_dir
-    from datapruner.scorers.seqlabel_eval import hotpotqa_evidence_recall
+    from datapruner.pipelines.evaluate_pruner import hotpotqa_evidence_recall
 
     got = hotpotqa_evidence_recall(hotpot_heldout, pruner=bundled_pruner, embedder=embedder)
     assert got["n_questions"] == 30

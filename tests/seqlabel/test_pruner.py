@@ -10,7 +10,7 @@ import pytest
 
 from datapruner.errors import InputDataError, ModelLoadError
 from datapruner.scorers.seqlabel import SequenceLabelPruner
-from datapruner.scorers.seqlabel_eval import hotpotqa_candidates
+from datapruner.pipelines.evaluate_pruner import hotpotqa_candidates
 
 
 def test_hub_name_offline_fails_fast_and_says_to_use_a_local_folder():

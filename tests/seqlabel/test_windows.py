@@ -46,7 +46,7 @@ def test_evidence_labels_cover_exactly_the_supporting_sentences(hotpot_heldout):
     from transformers import AutoTokenizer
 
     from datapruner.models.embedder import bundled_embedder_path
-    from datapruner.scorers.seqlabel_training import Example, encode_examples, join_sentences
+    from datapruner.pipelines.train_pruner import Example, encode_examples, join_sentences
 
     tok = AutoTokenizer.from_pretrained(bundled_embedder_path())
     rec = next(r for r in hotpot_heldout if len(r["para_b"]) > 2)

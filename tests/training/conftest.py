@@ -57,8 +57,8 @@ def read_sample(test_data: Path, name: str) -> tuple[list[str], list[str]]:
 
 def cached_sample_embeddings(test_data: Path, name: str, embedder) -> np.ndarray:
     """Embeddings through the pipeline's on-disk cache, so the config tests reuse them (and vice versa)."""
-    from datapruner.dataset import ColumnMap, Dataset
-    from datapruner.embedding_cache import cached_embeddings
+    from datapruner.curation.dataset import ColumnMap, Dataset
+    from datapruner.curation.embedding_cache import cached_embeddings
 
     file, text_col, label_col = DATASETS[name]
     dataset = Dataset(test_data / "classification" / file, format="csv", columns=ColumnMap(text=text_col, label=label_col))
@@ -80,7 +80,7 @@ def noisy_samples(test_data, embedder) -> dict[str, NoisySample]:
 @pytest.fixture(scope="session")
 def fitted_proxies(noisy_samples):
     """The default proxy (logistic layer, S=5 seeds, E=10 epochs, 5 folds) fitted on the noisy labels."""
-    from datapruner.proxy import ProxyClassifier
+    from datapruner.curation.proxy import ProxyClassifier
 
     return {
         name: ProxyClassifier(random_state=0).fit(s.embeddings, s.noisy, n_classes=s.n_classes)

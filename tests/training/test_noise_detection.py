@@ -79,7 +79,7 @@ def test_quadrants_on_binary_labels_keep_confidently_wrong_rows(noisy_samples, f
 def test_grand_near_initialisation_ranks_flipped_rows_first(name, noisy_samples, precision_at):
     """GraNd after E=10 proxy epochs (`grand` step with `epochs: 10`) finds flipped labels; at
     initialisation (the paper's default, `epochs: 0`) it measures something else and sits near chance."""
-    from datapruner.proxy import make_proxy_model, seed_for, train_proxy_model
+    from datapruner.curation.proxy import make_proxy_model, seed_for, train_proxy_model
     from datapruner.scorers.grand import grand_scores
 
     s = noisy_samples[name]

@@ -16,7 +16,7 @@ from datapruner.cli import main
 from datapruner.config import load_config
 from datapruner.errors import InputDataError
 from datapruner.pipelines.curate import curate
-from datapruner.proxy import softmax
+from datapruner.curation.proxy import softmax
 from datapruner.scorers.el2n import el2n_scores
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -95,7 +95,7 @@ def test_noisy_banking77_through_the_pipeline(tmp_path, noisy_samples):
     assert set(t["quadrant"]) <= {"Q1", "Q2", "Q3", "Q4", "unassigned"}
     assert (r.out_dir / "report" / "eu_plane.png").stat().st_size > 10_000
     # one proxy fit is shared by the three scorers (same parameters, cached), so this equals el2n_scores
-    from datapruner.proxy import ProxyClassifier
+    from datapruner.curation.proxy import ProxyClassifier
 
     proxy = ProxyClassifier(random_state=0).fit(s.embeddings, s.noisy, n_classes=s.n_classes)
     np.testing.assert_allclose(t["el2n"], el2n_scores(proxy.seed_pred_probs_, s.noisy), rtol=1e-6)

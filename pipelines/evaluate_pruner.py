@@ -1,7 +1,7 @@
 """Held-out evaluation of a B1 pruner against the embedding-similarity baseline.
 
 Two measurements, both on questions the bundled pruner never trained on
-(:data:`datapruner.scorers.seqlabel_training.HELDOUT`):
+(:data:`datapruner.pipelines.train_pruner.HELDOUT`):
 
 - :func:`hotpotqa_evidence_recall`: per question, the sentences of all its paragraphs (2 gold + up
   to 8 retrieved distractors) are ranked by score; evidence recall@k is the fraction of the
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datapruner.scorers.seqlabel_training import answer_sentences, join_sentences
+from datapruner.pipelines.train_pruner import answer_sentences, join_sentences
 
 
 def hotpotqa_candidates(record: dict) -> tuple[list[str], list[list[tuple[int, int]]], list[np.ndarray]]:
@@ -106,7 +106,7 @@ def xquad_answer_sentence(articles: list[dict], *, pruner, embedder, limit: int 
     of the gold paragraph holds the answer) and ``paragraph_at_1`` (gold paragraph ranked first
     among the article's paragraphs); higher is better.
     """
-    from datapruner.units import split_sentences
+    from datapruner.compression.units import split_sentences
 
     items, golds = [], []
     for art in articles:
@@ -148,7 +148,7 @@ def xquad_answer_sentence(articles: list[dict], *, pruner, embedder, limit: int 
 
 def heldout_metrics(data_dir, *, pruner, embedder, xquad_limit: int | None = 120) -> dict:
     """Both measurements on the held-out split of the QA data under `data_dir`."""
-    from datapruner.scorers import seqlabel_training as tr
+    from datapruner.pipelines import train_pruner as tr
 
     hot = tr.hotpotqa_split(tr.load_hotpotqa(tr.find_data_file(data_dir, tr.HOTPOT_FILE)), "heldout")
     xq = tr.xquad_split(tr.load_xquad_articles(tr.find_data_file(data_dir, tr.XQUAD_FILE)), "heldout")

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from datapruner.dataset import Batch, DatasetView
+from datapruner.curation.dataset import Batch, DatasetView
 from datapruner.errors import ConfigError
 
 

@@ -160,7 +160,7 @@ def answer_sentences(spans: list[tuple[int, int]], start: int, end: int) -> list
 
 
 def xquad_examples(articles: list[dict], *, rng: random.Random, negative_every: int = 3) -> list[Example]:
-    from datapruner.units import split_sentences
+    from datapruner.compression.units import split_sentences
 
     out, n = [], 0
     for art in articles:
@@ -202,7 +202,7 @@ def _gold_passage(row: dict) -> str | None:
 
 
 def nq_examples(rows: list[dict], *, rng: random.Random, limit: int) -> list[Example]:
-    from datapruner.units import split_sentences
+    from datapruner.compression.units import split_sentences
 
     rows = [r for r in rows if _gold_passage(r)][:limit]
     out = []
@@ -254,7 +254,7 @@ class EncodedWindow:
 def encode_examples(examples: list[Example], tokenizer, *, max_length: int) -> list[EncodedWindow]:
     """Tokenize each example as ``[CLS] query [SEP] passage [SEP]``; long passages become several
     windows cut at sentence ends, exactly as at inference (:func:`scorers.seqlabel.plan_windows`)."""
-    from datapruner.units import split_sentences
+    from datapruner.compression.units import split_sentences
     from datapruner.scorers.seqlabel import unit_token_indices, plan_windows
 
     out = []

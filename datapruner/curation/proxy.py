@@ -28,7 +28,7 @@ import numpy as np
 from datapruner.errors import ConfigError, InputDataError, NotFittedError
 
 if TYPE_CHECKING:
-    from datapruner.dataset import DatasetView
+    from datapruner.curation.dataset import DatasetView
 
 log = logging.getLogger(__name__)
 

@@ -301,7 +301,7 @@ class DatasetView:
     def embeddings(self) -> np.ndarray:
         """(N, d) float16 memory map of L2-normalised embeddings (zero rows where text is invalid)."""
         if self._embeddings is None:
-            from datapruner.embedding_cache import cached_embeddings
+            from datapruner.curation.embedding_cache import cached_embeddings
 
             self._embeddings = cached_embeddings(self.dataset, self.models.embedder)
         return self._embeddings

@@ -114,7 +114,7 @@ def read_recorded_scores(path: str | Path, column: str, ids: Sequence[str], *, e
 
     path = Path(path)
     if not path.exists():
-        raise InputDataError(f"scores_file {str(path)!r} does not exist; record it with scorers.training_hooks.ExampleScoreCallback")
+        raise InputDataError(f"scores_file {str(path)!r} does not exist; record it with datapruner.pipelines.training_hooks.ExampleScoreCallback")
     table = pq.read_table(path)
     for need in ("id", "epoch", column):
         if need not in table.column_names:

@@ -1,0 +1,1 @@
+"""The HTTP service (top floor): it calls `datapruner.pipelines` only."""
