@@ -203,7 +203,14 @@ def _write_pruned(dataset: Dataset, keep: np.ndarray, scores: dict[str, np.ndarr
     return int(keep.sum())
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Installed versions of datapruner and the libraries that shape its results.
+
+    Returns
+    -------
+    dict of str to str
+        Package name to version, for the packages that are installed (missing ones are left out).
+    """
     import importlib.metadata as md
 
     out = {}
@@ -220,7 +227,7 @@ def _manifest(cfg: RunConfig, view: DatasetView, n_kept: int, counts: Counter, t
     return {
         "datapruner_manifest": 1,
         "config": cfg.to_dict(),
-        "versions": _versions(),
+        "versions": package_versions(),
         "models": dict(view.models.describe()),
         "threads": cfg.models.threads,
         "input": {
