@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 # name -> module that defines it
 _LAZY = {
+    "Compressor": "datapruner.pipelines.compress",
     "compress": "datapruner.pipelines.compress",
     "compress_batch": "datapruner.pipelines.compress",
     "curate": "datapruner.pipelines.curate",

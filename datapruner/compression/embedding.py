@@ -1,0 +1,60 @@
+"""Embeddings of units and queries for the embedding-based methods (mig, dense).
+
+Texts are never truncated: a text longer than the embedder window is embedded in windows of
+whole tokens whose embeddings are averaged. A text that occurs several times in a batch (a
+passage retrieved for several queries) is embedded once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from datapruner.compression.item import CompressionItem
+from datapruner.models.cache import shared_model
+
+
+def load_embedder(name: str):
+    """The :class:`datapruner.models.Embedder` `name`, from the process-wide model cache."""
+    from datapruner.models import Embedder
+
+    return shared_model("embedder", name, lambda: Embedder(name))
+
+
+def embed_full(embedder, texts: list[str]) -> np.ndarray:
+    """Embed texts without truncation: a text longer than the embedder window is split into windows
+    of whole tokens whose embeddings are averaged (then re-normalised). Returns (n, d) float32."""
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    out = embedder.embed(texts)
+    window = embedder.max_length
+    lengths = embedder.token_lengths(texts)
+    long = np.flatnonzero(lengths >= window)
+    if len(long):
+        tok = embedder.model.tokenizer
+        for i in long:
+            offsets = tok(texts[i], add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+            if len(offsets) <= window - 2:
+                continue
+            step = window - 2
+            pieces = [texts[i][offsets[a][0] : offsets[min(a + step, len(offsets)) - 1][1]] for a in range(0, len(offsets), step)]
+            vec = embedder.embed(pieces).mean(axis=0)
+            out[i] = vec / max(np.linalg.norm(vec), 1e-12)
+    return out
+
+
+def embed_items(embedder, items: list[CompressionItem]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Embed every unit and every query of a batch in one call (each distinct text once).
+
+    Returns
+    -------
+    (per item, its (n_units, d) unit embeddings), and the (n_items, d) query embeddings; rows are
+    L2-normalised.
+    """
+    all_texts = [t for it in items for t in it.texts] + [it.query for it in items]
+    unique, inverse = np.unique(np.array(all_texts, dtype=object), return_inverse=True)
+    emb = embed_full(embedder, [str(t) for t in unique])[inverse.reshape(-1)]
+    units, offset = [], 0
+    for it in items:
+        units.append(emb[offset : offset + it.n_units])
+        offset += it.n_units
+    return units, emb[len(all_texts) - len(items):]
