@@ -24,7 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from datapruner.config import RunConfig, config_from_dict, load_config
-from datapruner.curation.dataset import ID_COLUMN, Dataset, DatasetView, ModelSet
+from datapruner.curation.dataset import ID_COLUMN, Dataset, DatasetView
+from datapruner.curation.steps import ScoreStep
 from datapruner.errors import ConfigError, InputDataError
 from datapruner.executors import make_executor
 from datapruner.io.writers import ShardedParquetWriter, check_output_location, write_table_atomic
@@ -37,8 +38,28 @@ log = logging.getLogger(__name__)
 CONTROL_COLUMNS = (ID_COLUMN, "keep", "reason")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunResult:
+    """What `curate` returns: the counts, the per-row decisions and where the outputs are.
+
+    Attributes
+    ----------
+    out_dir : Path
+        The output folder (`pruned/`, `scores.parquet`, `manifest.json`, `report/`).
+    n_rows, n_kept : int
+        Rows in, rows kept.
+    dropped_by_reason : dict of str to int
+        Rows dropped, by `reason`.
+    scores : dict of str to (N,) array
+        Every score column (and the policies' audit columns), in input row order.
+    keep : (N,) bool
+        The decision for each row.
+    reason : (N,) object
+        "kept", or why the row was dropped.
+    manifest : dict
+        The contents of `manifest.json`.
+    """
+
     out_dir: Path
     n_rows: int
     n_kept: int
@@ -50,19 +71,50 @@ class RunResult:
 
     @property
     def pruned_dir(self) -> Path:
+        """The pruned dataset's folder (Parquet shards, the input's schema)."""
         return self.out_dir / "pruned"
 
     @property
     def scores_path(self) -> Path:
+        """The audit table: one row per input row."""
         return self.out_dir / "scores.parquet"
 
     @property
     def manifest_path(self) -> Path:
+        """The run's manifest (resolved config, versions, counts, timings)."""
         return self.out_dir / "manifest.json"
 
 
-def score_dataset(cfg: RunConfig) -> tuple[Dataset, DatasetView, list, dict[str, float]]:
-    """Ingest and run every scorer; returns the dataset, the view holding all scores, steps, timings."""
+@dataclass(kw_only=True)
+class ScoredDataset:
+    """What `score_dataset` returns.
+
+    Attributes
+    ----------
+    dataset : the input, re-streamable.
+    view : the dataset view holding every score column in `view.scores`.
+    steps : the fitted score steps, in config order.
+    timings : seconds per phase (ingest, embed, score:<step>).
+    """
+
+    dataset: Dataset
+    view: DatasetView
+    steps: list[ScoreStep]
+    timings: dict[str, float]
+
+
+def score_dataset(cfg: RunConfig) -> ScoredDataset:
+    """Ingest the input and run every scorer of a validated config (no selection, nothing written).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        A config that passed `RunConfig.validate`.
+
+    Returns
+    -------
+    ScoredDataset
+    """
     from datapruner.models import set_threads
 
     timings: dict[str, float] = {}
@@ -70,15 +122,17 @@ def score_dataset(cfg: RunConfig) -> tuple[Dataset, DatasetView, list, dict[str,
     cfg.models.threads = threads
     out_dir = Path(cfg.output.dir)
     check_output_location(out_dir, cfg.input.path)
+    executor = make_executor(cfg.engine, cfg.ray)
+    steps = [make_scorer(s.name, {**s.params}) for s in cfg.scorers]
     dataset = Dataset(cfg.input.path, format=cfg.input.format, columns=cfg.input.columns, batch_size=cfg.input.batch_size)
     t = time.perf_counter()
     info = dataset.ingest()
     timings["ingest"] = time.perf_counter() - t
-    models = ModelSet(cfg.models.embedder, cfg.models.lm, cfg.models.lm_max_length, threads)
-    view = DatasetView(dataset, info, cfg.random_state, models, out_dir / ".work")
-    steps = [make_scorer(s.name, {**s.params}) for s in cfg.scorers]
+    view = DatasetView(
+        dataset=dataset, info=info, random_state=cfg.random_state, work_dir=out_dir / ".work",
+        embedder_name=cfg.models.embedder, lm_name=cfg.models.lm, lm_max_length=cfg.models.lm_max_length,
+    )
     _check_needs(steps, view)
-    executor = make_executor(cfg.engine, cfg.ray)
     for step in steps:
         t = time.perf_counter()
         if step.needs_embeddings:
@@ -92,13 +146,14 @@ def score_dataset(cfg: RunConfig) -> tuple[Dataset, DatasetView, list, dict[str,
             raise ConfigError(f"scorers[{step.name}]", sorted(clash), "score columns not produced by an earlier scorer")
         view.scores.update(columns)
         timings[f"score:{step.name}"] = time.perf_counter() - t
-    return dataset, view, steps, timings
+    return ScoredDataset(dataset=dataset, view=view, steps=steps, timings=timings)
 
 
 def run_curation(cfg: RunConfig) -> RunResult:
-    """Score, select and write. See the module docstring for the output contract."""
+    """Score, select and write a validated config. See the module docstring for the output contract."""
     started = time.perf_counter()
-    dataset, view, steps, timings = score_dataset(cfg)
+    scored = score_dataset(cfg)
+    dataset, view, steps, timings = scored.dataset, scored.view, scored.steps, scored.timings
     info = view.info
     policies = [make_policy(spec) for spec in cfg.selection]
     keep, reason = apply_policies(policies, view.scores, valid=info.valid, invalid_reason=info.invalid_reason, on_invalid=cfg.on_invalid)
@@ -127,7 +182,10 @@ def run_curation(cfg: RunConfig) -> RunResult:
     with atomic_path(out_dir / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, default=str))
     log.info("kept %d of %d rows; outputs in %s", n_kept, info.n_rows, out_dir)
-    return RunResult(out_dir, info.n_rows, n_kept, dict(counts), view.scores, keep, reason, manifest)
+    return RunResult(
+        out_dir=out_dir, n_rows=info.n_rows, n_kept=n_kept, dropped_by_reason=dict(counts),
+        scores=view.scores, keep=keep, reason=reason, manifest=manifest,
+    )
 
 
 def _check_needs(steps, view: DatasetView) -> None:
@@ -167,7 +225,12 @@ def _arrow(values: np.ndarray) -> pa.Array:
 
 
 def scores_table(ids: pa.Array, scores: dict[str, np.ndarray], *, keep: np.ndarray | None, reason: np.ndarray) -> pa.Table:
-    """The audit table: `id`, score columns (sorted by name), `keep` (when selected), `reason`."""
+    """The audit table: `id`, score columns (sorted by name), `keep` (when selected), `reason`.
+
+    Parameters
+    ----------
+    ids : (N,) row ids. scores : {column: (N,) array}. keep : (N,) bool or None. reason : (N,) str.
+    """
     arrays = {ID_COLUMN: ids}
     for name in sorted(scores):
         arrays[name] = _arrow(scores[name])
@@ -228,7 +291,8 @@ def _manifest(cfg: RunConfig, view: DatasetView, n_kept: int, counts: Counter, t
         "datapruner_manifest": 1,
         "config": cfg.to_dict(),
         "versions": package_versions(),
-        "models": dict(view.models.describe()),
+        "models": {"embedder": cfg.models.embedder, "lm": cfg.models.lm, "lm_max_length": cfg.models.lm_max_length,
+                   "threads": cfg.models.threads},
         "threads": cfg.models.threads,
         "input": {
             "path": cfg.input.path,
@@ -261,18 +325,36 @@ def _resolve(config: RunConfig | Mapping[str, Any] | str | Path, out: str | None
 
 
 def curate(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | None = None) -> RunResult:
-    """Run a curation job from a YAML path, a dict or a `RunConfig`.
+    """Run a curation job: ingest, score, select, write.
 
-    Returns a `RunResult` with the counts and paths of `pruned/`, `scores.parquet` and `manifest.json`.
+    Parameters
+    ----------
+    config : a YAML path, a dict or a `RunConfig`. It is validated first (every scorer and policy
+        is built), so a bad key or value fails before any data is read or any model loads.
+    out : overrides ``output.dir``.
+
+    Returns
+    -------
+    RunResult
+        The counts and the paths of `pruned/`, `scores.parquet` and `manifest.json`.
     """
     return run_curation(_resolve(config, out))
 
 
 def score(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | None = None) -> Path:
-    """Scores only: write `scores.parquet` (`id`, score columns, `reason` = "scored" or why a row was
-    skipped) without selecting or pruning. Returns its path."""
+    """Scores only: write `scores.parquet` without selecting or pruning.
+
+    Parameters
+    ----------
+    config : a YAML path, a dict or a `RunConfig` (validated first; its selection is not applied).
+    out : overrides ``output.dir``.
+
+    Returns
+    -------
+    Path of `scores.parquet` (`id`, score columns, `reason` = "scored" or why a row was skipped).
+    """
     cfg = _resolve(config, out)
-    _, view, _, _ = score_dataset(cfg)
+    view = score_dataset(cfg).view
     info = view.info
     reason = np.where(info.valid, "scored", np.char.add("invalid:", info.invalid_reason.astype(str))).astype(object)
     path = Path(cfg.output.dir) / "scores.parquet"

@@ -6,7 +6,8 @@
 - `read_recorded_scores`: reads such a file back aligned to a dataset's row ids; the `el2n` and
   `grand` steps use it when given ``scores_file`` (set ``input.columns.id`` to the same ids).
 
-EL2N is `scorers.el2n.el2n_scores` on the model's softmax; GraNd is `scorers.grand.grand_scores`
+EL2N is `datapruner.scorers.el2n.el2n_scores` on the model's softmax; GraNd is
+`datapruner.scorers.grand.grand_scores`
 (per-sample gradients over all trainable parameters). Recording the same epoch from several
 training runs (different `seed`s) gives the S-run average of the paper: rows that share an id and
 epoch are averaged when read.
@@ -60,7 +61,7 @@ def example_scores(
     import torch
 
     from datapruner.scorers.el2n import el2n_scores
-    from datapruner.scorers.grand import _logits, grand_scores
+    from datapruner.scorers.grand import grand_scores, output_logits
 
     scores = _check_scores(scores)
     out: dict[str, np.ndarray] = {}
@@ -69,12 +70,12 @@ def example_scores(
         model.eval()
         with torch.no_grad():
             if isinstance(inputs, Mapping):
-                logits = _logits(model(**{k: torch.as_tensor(v) for k, v in inputs.items()}))
+                logits = output_logits(model(**{k: torch.as_tensor(v) for k, v in inputs.items()}))
             else:
-                logits = _logits(model(torch.as_tensor(inputs)))
+                logits = output_logits(model(torch.as_tensor(inputs)))
         model.train(was_training)
         probs = torch.softmax(logits.double(), dim=-1).numpy()
-        out["el2n"] = el2n_scores(probs, np.asarray(torch.as_tensor(labels)))
+        out["el2n"] = el2n_scores(np.asarray(torch.as_tensor(labels)), probs)
     if "grand" in scores:
         out["grand"] = grand_scores(model, inputs, np.asarray(torch.as_tensor(labels)), scope=scope)
     return out

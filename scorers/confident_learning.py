@@ -17,8 +17,9 @@ import numpy as np
 
 from datapruner.curation.dataset import Batch
 from datapruner.errors import ConfigError, InputDataError
-from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
+from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, check_pred_probs_params, scorable_rows, view_pred_probs
 from datapruner.curation.steps import ScoreStep
+from datapruner.validation import check_choice
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -62,10 +63,8 @@ def label_quality(
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    if filter_by not in FILTERS:
-        raise ConfigError("filter_by", filter_by, f"one of {list(FILTERS)}")
-    if method not in QUALITY_METHODS:
-        raise ConfigError("method", method, f"one of {list(QUALITY_METHODS)}")
+    check_choice("filter_by", filter_by, FILTERS)
+    check_choice("method", method, QUALITY_METHODS)
     p = check_pred_probs(pred_probs, labels=labels)
     if p.ndim != 2:
         raise ConfigError("pred_probs", f"shape {p.shape}", "shape (N, K): average the runs' out-of-sample probabilities first")
@@ -97,11 +96,9 @@ class ConfidentLearningStep(ScoreStep):
     def __init__(self, **params: Any):
         super().__init__(**params)
         where = f"scorers[{self.name}].params"
-        if params.get("filter_by", "prune_by_noise_rate") not in FILTERS:
-            raise ConfigError(f"{where}.filter_by", params["filter_by"], f"one of {list(FILTERS)}")
-        if params.get("method", "self_confidence") not in QUALITY_METHODS:
-            raise ConfigError(f"{where}.method", params["method"], f"one of {list(QUALITY_METHODS)}")
-        if column_source(params, where):
+        check_choice(f"{where}.filter_by", params.get("filter_by", "prune_by_noise_rate"), FILTERS)
+        check_choice(f"{where}.method", params.get("method", "self_confidence"), QUALITY_METHODS)
+        if check_pred_probs_params(params, where=where, sample="cross_val") is None:
             self.needs = frozenset({"text", "labels"})
 
     def fit(self, view) -> None:
@@ -109,13 +106,12 @@ class ConfidentLearningStep(ScoreStep):
         self.quality = np.full(n, np.nan)
         self.issue = np.full(n, None, dtype=object)
         self.suggested = np.full(n, None, dtype=object)
-        probs = view_pred_probs(view, self.params, where=f"scorers[{self.name}].params", sample="cross_val")[0]
-        ok = np.all(np.isfinite(probs), axis=1) & (view.labels >= 0)
-        rows = np.flatnonzero(ok)
+        probs = view_pred_probs(view, self.params, where=f"scorers[{self.name}].params", sample="cross_val")
+        rows = scorable_rows(view.labels, probs)
         if rows.size == 0:
             return
         result = label_quality(
-            view.labels[rows], probs[rows],
+            view.labels[rows], probs[0, rows],
             filter_by=self.params.get("filter_by", "prune_by_noise_rate"),
             method=self.params.get("method", "self_confidence"),
         )

@@ -27,13 +27,14 @@ from datapruner.curation.clustering import CLUSTER_PARAMS, cluster_options, clus
 from datapruner.curation.dataset import Batch
 from datapruner.errors import ConfigError, InputDataError
 from datapruner.curation.steps import ScoreStep
+from datapruner.validation import check_number, check_positive_int
 
 log = logging.getLogger(__name__)
 
 DEDUP_COLUMN = "semdedup_duplicate"
 
 
-def get_cluster_complexity(
+def cluster_complexity(
     labels: np.ndarray, distances: np.ndarray, centroids: np.ndarray, *, n_neighbors: int = 20
 ) -> dict[str, np.ndarray]:
     """Per-cluster size, d_intra, d_inter and complexity C = d_intra * d_inter.
@@ -74,13 +75,12 @@ def get_cluster_complexity(
     return {"size": size, "d_intra": d_intra, "d_inter": d_inter, "complexity": complexity}
 
 
-def get_density_weights(complexity: np.ndarray, *, tau: float = 0.5) -> np.ndarray:
+def density_weights(complexity: np.ndarray, *, tau: float = 0.5) -> np.ndarray:
     """(k,) cluster probabilities `softmax(C / tau)`; higher complexity = larger share of the budget."""
-    if not (isinstance(tau, (int, float)) and not isinstance(tau, bool) and tau > 0):
-        raise ConfigError("tau", tau, "a number > 0 (default 0.5)")
-    z = np.asarray(complexity, dtype=np.float64) / float(tau)
+    tau = check_number("tau", tau, low=0.0, low_open=True, hint=" (default 0.5)")
+    z = np.asarray(complexity, dtype=np.float64) / tau
     if not np.isfinite(z).all():
-        raise InputDataError("complexity must be finite; replace NaN with the mean first (get_cluster_complexity does)")
+        raise InputDataError("complexity must be finite; replace NaN with the mean first (cluster_complexity does)")
     z = np.exp(z - z.max()) if z.size else z
     return z / z.sum() if z.size else z
 
@@ -106,15 +106,13 @@ class DensityStep(ScoreStep):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._options, self._batch_size = cluster_options(self.name, self.params)
-        tau = self.params.get("tau", 0.5)
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
-            raise ConfigError(f"scorers[{self.name}].params.tau", tau, "a number > 0 (default 0.5)")
-        self.tau = float(tau)
-        nn = self.params.get("n_neighbors", 20)
-        if isinstance(nn, bool) or not isinstance(nn, int) or nn < 1:
-            raise ConfigError(f"scorers[{self.name}].params.n_neighbors", nn, "an integer >= 1 (default 20)")
-        self.n_neighbors = nn
+        self._options, self.assign_rows = cluster_options(self.name, self.params)
+        where = f"scorers[{self.name}].params"
+        self.tau = check_number(f"{where}.tau", self.params.get("tau", 0.5), low=0.0, low_open=True, hint=" (default 0.5)")
+        self.n_neighbors = check_positive_int(f"{where}.n_neighbors", self.params.get("n_neighbors", 20), hint=" (default 20)")
+        exclude = self.params.get("exclude", DEDUP_COLUMN)
+        if not isinstance(exclude, str):
+            raise ConfigError(f"{where}.exclude", exclude, "the name of a boolean column of an earlier scorer")
 
     def _excluded(self, view) -> np.ndarray:
         name = self.params.get("exclude", DEDUP_COLUMN)
@@ -130,11 +128,11 @@ class DensityStep(ScoreStep):
         rows = view.valid & ~excluded
         if excluded.any():
             log.info("density: leaving out %d rows flagged by %s", int((view.valid & excluded).sum()), self.params.get("exclude", DEDUP_COLUMN))
-        result = cluster_view(view, rows=rows, batch_size=self._batch_size, **self._options)
+        result = cluster_view(view, rows=rows, assign_rows=self.assign_rows, **self._options)
         self.model_ = result.model
         self.labels_, self.distances_ = result.labels, result.distances.astype(np.float64)
-        self.stats_ = get_cluster_complexity(self.labels_, self.distances_, self.model_.centroids_, n_neighbors=self.n_neighbors)
-        self.stats_["weight"] = get_density_weights(self.stats_["complexity"], tau=self.tau)
+        self.stats_ = cluster_complexity(self.labels_, self.distances_, self.model_.centroids_, n_neighbors=self.n_neighbors)
+        self.stats_["weight"] = density_weights(self.stats_["complexity"], tau=self.tau)
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
         sl = slice(batch.start, batch.start + len(batch))
@@ -171,7 +169,7 @@ class DensityStep(ScoreStep):
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
-        from datapruner.curation.report import _pyplot
+        from datapruner.curation.report import pyplot
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +177,7 @@ class DensityStep(ScoreStep):
         arrow = pa.table(table)
         pq.write_table(arrow, out_dir / "density_clusters.parquet")
         pacsv.write_csv(arrow, out_dir / "density_clusters.csv")
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
         y = table.get("quota", table["weight"])
         points = ax.scatter(table["size"], y, c=table["complexity"], cmap="viridis", s=18)

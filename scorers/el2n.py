@@ -19,19 +19,19 @@ from typing import Any
 import numpy as np
 
 from datapruner.curation.dataset import Batch
-from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
+from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, check_pred_probs_params, scorable_rows, view_pred_probs
 from datapruner.curation.steps import ScoreStep
 
 
-def el2n_scores(pred_probs: Any, labels: Any) -> np.ndarray:
+def el2n_scores(labels: Any, pred_probs: Any) -> np.ndarray:
     """EL2N score of every example: the L2 norm of the error vector ``p - onehot(y)``.
 
     Parameters
     ----------
-    pred_probs : array of shape (N, K), or (S, N, K) for S independently initialised runs
-        Predicted class probabilities; every row sums to 1.
     labels : array of shape (N,)
         Given class indices in ``0 .. K-1``.
+    pred_probs : array of shape (N, K), or (S, N, K) for S independently initialised runs
+        Predicted class probabilities; every row sums to 1.
 
     Returns
     -------
@@ -45,21 +45,6 @@ def el2n_scores(pred_probs: Any, labels: Any) -> np.ndarray:
     err[..., rows, y] -= 1.0
     norms = np.sqrt((err**2).sum(-1))
     return norms.mean(0) if norms.ndim == 2 else norms
-
-
-def scores_over_rows(pred_probs: np.ndarray, labels: np.ndarray | None, fn) -> tuple[np.ndarray, np.ndarray]:
-    """Apply a (pred_probs, labels) score function to the rows with a label and finite pred_probs.
-
-    `pred_probs` is (S, N, K) with NaN rows where a row cannot be scored. Returns (rows, values).
-    """
-    ok = np.all(np.isfinite(pred_probs), axis=(0, 2))
-    if labels is not None:
-        ok &= labels >= 0
-    rows = np.flatnonzero(ok)
-    if rows.size == 0:
-        return rows, np.zeros(0)
-    p = pred_probs[:, rows]
-    return rows, fn(p if p.shape[0] > 1 else p[0], None if labels is None else labels[rows])
 
 
 class EL2NStep(ScoreStep):
@@ -78,8 +63,11 @@ class EL2NStep(ScoreStep):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        if column_source(params, f"scorers[{self.name}].params") or params.get("scores_file"):
-            self.needs = frozenset({"text", "labels"}) if not params.get("scores_file") else frozenset({"text"})
+        where = f"scorers[{self.name}].params"
+        if params.get("scores_file"):
+            self.needs = frozenset({"text"})
+        elif check_pred_probs_params(params, where=where, sample=params.get("pred_probs", "in_sample")) is None:
+            self.needs = frozenset({"text", "labels"})
 
     def fit(self, view) -> None:
         from datapruner.pipelines.training_hooks import recorded_scores_for_step
@@ -90,8 +78,9 @@ class EL2NStep(ScoreStep):
             return
         self.values = np.full(view.n_rows, np.nan)
         probs = view_pred_probs(view, self.params, where=f"scorers[{self.name}].params", sample=self.params.get("pred_probs", "in_sample"))
-        rows, values = scores_over_rows(probs, view.labels, el2n_scores)
-        self.values[rows] = values
+        rows = scorable_rows(view.labels, probs)
+        if rows.size:
+            self.values[rows] = el2n_scores(view.labels[rows], probs[:, rows])
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
         return {"el2n": self.values[batch.start : batch.start + len(batch)].copy()}

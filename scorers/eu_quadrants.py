@@ -8,9 +8,10 @@ Per sample, under a model:
   over the same tokens.
 
 The decision (quantile bisection, quadrants Q1..Q4, top-up) is a selection policy:
-`datapruner.selection.quadrants` (`policy: quadrants`); its pure function `eu_quadrants` is
-re-exported here. For text-generation data this step also computes the Q2 token pruning of every
-response (`prune_tokens`): the policy attaches the pruned text to the rows it keeps as Q2.
+`datapruner.selection.quadrants` (`policy: quadrants`, pure function `eu_quadrants`); this module
+computes scores only and does not import it. For text-generation data this step also computes the
+Q2 token pruning of every response (`prune_tokens`): the policy attaches the pruned text to the
+rows it keeps as Q2.
 
 Deviation from the paper: Q-Tuning re-scores and prunes every mini-batch during training with the
 model being trained; the pipeline applies the same rules once, offline, under a fixed model.
@@ -24,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from datapruner.curation.dataset import Batch
-from datapruner.errors import ConfigError, InputDataError
-from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, column_source, view_pred_probs
-from datapruner.selection.quadrants import QUADRANT_MEANING, QUADRANTS, QuadrantAssignment, eu_quadrants
+from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, check_pred_probs_params, scorable_rows, view_pred_probs
 from datapruner.curation.steps import ScoreStep
+from datapruner.errors import InputDataError
+from datapruner.validation import check_choice, check_fraction, check_number
 
-__all__ = ["EUQuadrantsStep", "QuadrantAssignment", "error_uncertainty", "eu_quadrants", "lm_error_uncertainty", "prune_tokens"]
+__all__ = ["EUQuadrantsStep", "error_uncertainty", "lm_error_uncertainty", "plot_eu_plane", "prune_tokens"]
 
 _EPS = 1e-12
 TASKS = ("auto", "classification", "generation")
@@ -103,10 +104,8 @@ def prune_tokens(nll: Any, *, lam: float = 0.5, r_token: float = 0.7) -> np.ndar
     x = np.asarray(nll, dtype=np.float64)
     if x.ndim != 1:
         raise InputDataError(f"nll must be a 1-D array of per-token NLL; given shape {x.shape}")
-    if not 0.0 <= float(lam) <= 1.0:
-        raise ConfigError("lam", lam, "a number in [0, 1]")
-    if not 0.0 < float(r_token) <= 1.0:
-        raise ConfigError("r_token", r_token, "a number in (0, 1]")
+    lam = check_number("lam", lam, low=0.0, high=1.0)
+    r_token = check_fraction("r_token", r_token)
     if not np.all(np.isfinite(x)):
         raise InputDataError("nll has NaN or inf values; expected finite per-token NLL")
     t = len(x)
@@ -147,20 +146,12 @@ class EUQuadrantsStep(ScoreStep):
     def __init__(self, **params: Any):
         super().__init__(**params)
         where = f"scorers[{self.name}].params"
-        task = params.get("task", "auto")
-        if task not in TASKS:
-            raise ConfigError(f"{where}.task", task, f"one of {list(TASKS)}")
-        self.lam = float(params.get("lam", 0.5))
-        self.r_token = float(params.get("r_token", 0.7))
-        if not 0.0 <= self.lam <= 1.0:
-            raise ConfigError(f"{where}.lam", params.get("lam"), "a number in [0, 1]")
-        if not 0.0 < self.r_token <= 1.0:
-            raise ConfigError(f"{where}.r_token", params.get("r_token"), "a number in (0, 1]")
-        if params.get("pred_probs", "in_sample") not in ("in_sample", "cross_val"):
-            raise ConfigError(f"{where}.pred_probs", params["pred_probs"], "'in_sample' or 'cross_val'")
-        column_source(params, where)
+        task = check_choice(f"{where}.task", params.get("task", "auto"), TASKS)
+        self.lam = check_number(f"{where}.lam", params.get("lam", 0.5), low=0.0, high=1.0)
+        self.r_token = check_fraction(f"{where}.r_token", params.get("r_token", 0.7))
+        proxy = check_pred_probs_params(params, where=where, sample=params.get("pred_probs", "in_sample"))
         if task == "classification":
-            self.needs = frozenset({"text", "labels"} | (set() if column_source(params, where) else {"embeddings"}))
+            self.needs = frozenset({"text", "labels"} | (set() if proxy is None else {"embeddings"}))
         elif task == "generation":
             self.needs = frozenset({"text", "lm", "prompt_response"})
 
@@ -180,18 +171,16 @@ class EUQuadrantsStep(ScoreStep):
         if task == "generation":
             if view.dataset.columns.response is None:
                 raise InputDataError("eu_quadrants task=generation needs input.columns.prompt and input.columns.response")
-            self.lm = view.models.lm
+            self.lm = view.lm
             return
         if view.labels is None:
             raise InputDataError("eu_quadrants task=classification needs labels; map input.columns.label (--label-column)")
         probs = view_pred_probs(view, self.params, where=f"scorers[{self.name}].params", sample=self.params.get("pred_probs", "in_sample"))
         self.error = np.full(view.n_rows, np.nan)
         self.uncertainty = np.full(view.n_rows, np.nan)
-        ok = np.all(np.isfinite(probs), axis=(0, 2)) & (view.labels >= 0)
-        rows = np.flatnonzero(ok)
+        rows = scorable_rows(view.labels, probs)
         if rows.size:
-            p = probs[:, rows]
-            e, u = error_uncertainty(view.labels[rows], p if p.shape[0] > 1 else p[0])
+            e, u = error_uncertainty(view.labels[rows], probs[:, rows])
             self.error[rows], self.uncertainty[rows] = e, u
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
@@ -235,24 +224,38 @@ class EUQuadrantsStep(ScoreStep):
                                         Path(out_dir) / "eu_plane.png", log_error=getattr(self, "task", "") == "generation")]}
 
 
-def plot_eu_plane(error: np.ndarray, uncertainty: np.ndarray, quadrant: np.ndarray | None, path: Path, *, log_error: bool = False) -> str:
-    """Scatter of the EU plane coloured by quadrant (grey when no quadrant was assigned); returns the file name."""
-    from datapruner.curation.report import _pyplot
+QUADRANT_COLORS = {"Q1": "tab:red", "Q2": "tab:orange", "Q3": "tab:blue", "Q4": "tab:green", "unassigned": "lightgrey"}
 
-    plt = _pyplot()
+
+def plot_eu_plane(error: np.ndarray, uncertainty: np.ndarray, quadrant: np.ndarray | None, path: Path, *, log_error: bool = False) -> str:
+    """Scatter of the EU plane coloured by the `quadrant` audit column (grey without one).
+
+    Parameters
+    ----------
+    error, uncertainty : (N,) finite floats.
+    quadrant : (N,) object or None
+        Each row's quadrant as the quadrants policy recorded it (None for rows that were not
+        candidates); each distinct value gets its own colour and legend entry.
+    path : the PNG file to write.
+    log_error : log scale on the error axis (perplexities).
+
+    Returns
+    -------
+    The file name written.
+    """
+    from datapruner.curation.report import pyplot
+
+    plt = pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
-    colors = {"Q1": "tab:red", "Q2": "tab:orange", "Q3": "tab:blue", "Q4": "tab:green", "unassigned": "lightgrey"}
     fig, ax = plt.subplots(figsize=(6, 5))
     if quadrant is None:
         ax.scatter(error, uncertainty, s=6, c="tab:grey")
     else:
-        for q in QUADRANTS:
-            sel = quadrant == q
-            if sel.any():
-                ax.scatter(error[sel], uncertainty[sel], s=6, c=colors[q], label=f"{q}: {QUADRANT_MEANING[q]} ({int(sel.sum())})")
-        other = np.array([v not in QUADRANTS for v in quadrant])
-        if other.any():
-            ax.scatter(error[other], uncertainty[other], s=6, c="black", marker="x", label=f"not a candidate ({int(other.sum())})")
+        names = np.array(["not a candidate" if v is None else str(v) for v in quadrant], dtype=object)
+        for q in sorted(set(names.tolist())):
+            sel = names == q
+            style = {"c": "black", "marker": "x"} if q == "not a candidate" else {"c": QUADRANT_COLORS.get(q, "tab:purple")}
+            ax.scatter(error[sel], uncertainty[sel], s=6, label=f"{q} ({int(sel.sum())})", **style)
         ax.legend(fontsize=7, loc="best")
     if log_error:
         ax.set_xscale("log")

@@ -18,23 +18,17 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from datapruner.curation.dataset import Batch
-from datapruner.errors import ConfigError, InputDataError
-from datapruner.curation.proxy import (
-    PROXY_PARAMS_DOC,
-    check_labels,
-    make_proxy_model,
-    proxy_from_params,
-    seed_for,
-    train_proxy_model,
-)
+from datapruner.curation.proxy import PROXY_PARAMS_DOC, check_labels, fit_proxy_on_view, proxy_from_params
 from datapruner.curation.steps import ScoreStep
+from datapruner.errors import InputDataError
+from datapruner.validation import check_choice
 
 log = logging.getLogger(__name__)
 
 SCOPES = ("all", "last_layer")
 
 
-def _logits(output):
+def output_logits(output):
     """The logits of a model's output: a tensor, a `ModelOutput` with `.logits`, or a tuple's first item."""
     if hasattr(output, "logits"):
         return output.logits
@@ -96,8 +90,7 @@ def grand_scores(
     import torch
     from torch.func import functional_call, grad, vmap
 
-    if scope not in SCOPES:
-        raise ConfigError("scope", scope, f"one of {list(SCOPES)}")
+    check_choice("scope", scope, SCOPES)
     models = [model] if isinstance(model, torch.nn.Module) else list(model)
     if not models or not all(isinstance(m, torch.nn.Module) for m in models):
         raise InputDataError("model must be a torch.nn.Module or a non-empty sequence of them")
@@ -124,7 +117,7 @@ def grand_scores(
                 out = functional_call(_m, state, args=(), kwargs={k: v.unsqueeze(0) for k, v in xi.items()})
             else:
                 out = functional_call(_m, state, (xi.unsqueeze(0),))
-            return loss_fn(_logits(out), yi.unsqueeze(0))
+            return loss_fn(output_logits(out), yi.unsqueeze(0))
 
         per_example = vmap(grad(loss_one), in_dims=(None, 0, 0))
         for start in range(0, n, batch_size):
@@ -169,12 +162,16 @@ class GraNdStep(ScoreStep):
         "epoch": "with scores_file: the recorded epoch to use (default: the latest)",
     }
 
+    #: GraNd scores at initialisation (the paper) and needs no out-of-sample probabilities
+    PROXY_DEFAULTS = {"epochs": 0, "n_folds": 0}
+
     def __init__(self, **params: Any):
         super().__init__(**params)
-        if params.get("scope", "all") not in SCOPES:
-            raise ConfigError(f"scorers[{self.name}].params.scope", params["scope"], f"one of {list(SCOPES)}")
+        self.scope = check_choice(f"scorers[{self.name}].params.scope", params.get("scope", "all"), SCOPES)
         if params.get("scores_file"):
             self.needs = frozenset({"text"})
+        else:
+            self.proxy_for(0)  # checks the proxy settings now, before any data is read
 
     def fit(self, view) -> None:
         from datapruner.pipelines.training_hooks import recorded_scores_for_step
@@ -183,23 +180,18 @@ class GraNdStep(ScoreStep):
         if recorded is not None:
             self.values = recorded
             return
-        self.values = np.full(view.n_rows, np.nan)
         if view.labels is None:
             raise InputDataError("grand needs labels; map input.columns.label (--label-column)")
-        proxy = proxy_from_params(self.params, view.random_state, epochs=0, n_folds=0)
-        rows = np.flatnonzero(view.valid & (view.labels >= 0))
+        self.values = np.full(view.n_rows, np.nan)
+        proxy, rows = fit_proxy_on_view(view, self.proxy_for(view.random_state))
         if rows.size == 0:
             return
         X = np.asarray(view.embeddings()[rows], dtype=np.float32)
-        y = check_labels(view.labels[rows], n_classes=view.n_classes)
-        k = view.n_classes or int(y.max()) + 1
-        models = []
-        for s in range(proxy.n_seeds):
-            model = make_proxy_model(X.shape[1], k, hidden=proxy.hidden, seed=seed_for(view.random_state, s, 10))
-            train_proxy_model(model, X, y, epochs=proxy.epochs, lr=float(proxy.lr), weight_decay=float(proxy.weight_decay),
-                              batch_size=proxy.batch_size, seed=seed_for(view.random_state, s, 11))
-            models.append(model)
-        self.values[rows] = grand_scores(models, X, y, scope=self.params.get("scope", "all"))
+        self.values[rows] = grand_scores(proxy.models_, X, view.labels[rows], scope=self.scope)
+
+    def proxy_for(self, random_state: int):
+        """The S proxies GraNd scores: `n_seeds` initialisations trained `epochs` epochs (default 0), no folds."""
+        return proxy_from_params(self.params, random_state, where=f"scorers[{self.name}].params", **self.PROXY_DEFAULTS)
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
         return {"grand": self.values[batch.start : batch.start + len(batch)].copy()}

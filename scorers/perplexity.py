@@ -12,6 +12,7 @@ import numpy as np
 from datapruner.curation.dataset import Batch
 from datapruner.models import TokenStats
 from datapruner.curation.steps import ScoreStep
+from datapruner.errors import ConfigError
 
 
 def perplexities(stats: list[TokenStats]) -> np.ndarray:
@@ -32,14 +33,18 @@ class PerplexityStep(ScoreStep):
         "ppl_tokens": "number of tokens scored",
         "ppl_truncated": "true when the text was longer than models.lm_max_length and only its start was scored",
     }
-    params_doc = {"response_only": "score only response tokens, conditioned on the prompt (needs prompt/response columns)"}
+    params_doc = {"response_only": "score only response tokens, conditioned on the prompt (needs prompt/response columns; default false)"}
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.response_only = params.get("response_only", False)
+        if not isinstance(self.response_only, bool):
+            raise ConfigError(f"scorers[{self.name}].params.response_only", self.response_only, "true or false")
 
     def fit(self, view) -> None:
-        self.lm = view.models.lm
-        if self.params.get("response_only") and view.dataset.columns.response is None:
-            from datapruner.errors import ConfigError
-
-            raise ConfigError("scorers[perplexity].params.response_only", True, "input.columns.prompt and .response to be set")
+        if self.response_only and view.dataset.columns.response is None:
+            raise ConfigError(f"scorers[{self.name}].params.response_only", True, "input.columns.prompt and .response to be set")
+        self.lm = view.lm
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
         n = len(batch)
@@ -48,7 +53,7 @@ class PerplexityStep(ScoreStep):
         truncated = np.zeros(n, dtype=bool)
         rows = np.flatnonzero(batch.valid)
         if rows.size:
-            if self.params.get("response_only"):
+            if self.response_only:
                 stats = self.lm.token_stats([batch.responses[i] for i in rows], prompts=[batch.prompts[i] for i in rows])
             else:
                 stats = self.lm.token_stats([batch.texts[i] for i in rows])

@@ -3,7 +3,7 @@
 Spherical k-means on the embeddings; the score of a row is the cosine distance to its nearest
 centroid. Far rows are hard (atypical), near rows are easy (prototypical). Sorscher et al. keep hard
 examples when data is abundant and easy ones when it is scarce: the `prototypes` policy
-(`keep: hard | easy`, `fraction`) or `top_fraction` on `proto_distance` (`direction: high | low`).
+(`prefer: hard | easy`, `keep: <fraction>`) or `top_fraction` on `proto_distance` (`direction: high | low`).
 
 Default k: the number of classes when the data has labels, else round(sqrt(N)) capped at 10,000.
 
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from datapruner.curation.clustering import (
+    ASSIGN_ROWS,
     CLUSTER_PARAMS,
     SphericalKMeans,
     cluster_options,
@@ -33,7 +34,7 @@ from datapruner.errors import InputDataError
 from datapruner.curation.steps import ScoreStep, nan_column
 
 
-def get_prototypicality_scores(
+def prototypicality_scores(
     embeddings: np.ndarray,
     *,
     n_clusters: int | None = None,
@@ -41,7 +42,7 @@ def get_prototypicality_scores(
     random_state: int = 0,
     max_points_per_centroid: int = 256,
     n_iter: int = 20,
-    batch_size: int = 16_384,
+    assign_rows: int = ASSIGN_ROWS,
 ) -> np.ndarray:
     """Cosine distance of each row to its nearest spherical k-means centroid.
 
@@ -51,6 +52,8 @@ def get_prototypicality_scores(
     n_clusters : k; default the number of classes in `labels` when given, else round(sqrt(N)) capped at 10,000.
     labels : (N,) class indices, used only for the default k.
     random_state : seed of the k-means sample and initialisation.
+    max_points_per_centroid, n_iter : k-means settings (see `SphericalKMeans`).
+    assign_rows : rows assigned to centroids per streamed block.
 
     Returns
     -------
@@ -60,23 +63,23 @@ def get_prototypicality_scores(
     k = default_n_clusters(len(embeddings), n_classes=n_classes) if n_clusters is None else n_clusters
     model = SphericalKMeans(k, random_state=random_state, max_points_per_centroid=max_points_per_centroid, n_iter=n_iter)
     model.fit(embeddings)
-    return model.assign(embeddings, batch_size=batch_size)[1].astype(np.float64)
+    return model.assign(embeddings, assign_rows=assign_rows)[1].astype(np.float64)
 
 
-def get_class_prototypes(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, batch_size: int = 16_384) -> np.ndarray:
+def class_prototypes(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, chunk_rows: int = ASSIGN_ROWS) -> np.ndarray:
     """(n_classes, d) float32 unit-norm mean embedding of each class (NaN rows for classes without rows).
 
-    Streams `embeddings` (array or memmap) in batches; rows with label -1 are ignored.
+    Streams `embeddings` (array or memmap) `chunk_rows` rows at a time; rows with label -1 are ignored.
     """
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (len(embeddings),):
         raise InputDataError(f"labels has shape {labels.shape}; expected ({len(embeddings)},), one per embedding row")
     sums = np.zeros((n_classes, embeddings.shape[1]), dtype=np.float64)
-    for s in range(0, len(labels), batch_size):
-        lab = labels[s : s + batch_size]
+    for s in range(0, len(labels), chunk_rows):
+        lab = labels[s : s + chunk_rows]
         idx = np.flatnonzero(lab >= 0)
         if idx.size:
-            x = normalize_rows(np.asarray(embeddings[s : s + batch_size])[idx], index=s + idx)
+            x = normalize_rows(np.asarray(embeddings[s : s + chunk_rows])[idx], index=s + idx)
             order = np.argsort(lab[idx], kind="stable")
             classes, starts = np.unique(lab[idx][order], return_index=True)
             sums[classes] += np.add.reduceat(x[order], starts, axis=0)
@@ -85,7 +88,7 @@ def get_class_prototypes(embeddings: np.ndarray, labels: np.ndarray, *, n_classe
         return (sums / np.where(norms > 0, norms, np.nan)).astype(np.float32)
 
 
-def get_class_prototype_distances(embeddings: np.ndarray, labels: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
+def class_prototype_distances(embeddings: np.ndarray, labels: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     """(N,) cosine distance of each row to its own class prototype; NaN where the label is -1.
 
     Higher = the row looks less like the rest of its labelled class (possible label noise or a hard case).
@@ -113,14 +116,14 @@ class PrototypicalityStep(ScoreStep):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._options, self._batch_size = cluster_options(self.name, self.params)
+        self._options, self.assign_rows = cluster_options(self.name, self.params)
 
     def fit(self, view) -> None:
         self.model_, _ = fit_view_kmeans(view, rows=view.valid, n_classes=view.n_classes, **self._options)
         self.prototypes_ = None
         if view.labels is not None and view.n_classes:
             labels = np.where(view.valid, view.labels, -1)
-            self.prototypes_ = get_class_prototypes(view.embeddings(), labels, n_classes=view.n_classes, batch_size=self._batch_size)
+            self.prototypes_ = class_prototypes(view.embeddings(), labels, n_classes=view.n_classes, chunk_rows=self.assign_rows)
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
         n = len(batch)
@@ -132,7 +135,7 @@ class PrototypicalityStep(ScoreStep):
         out = {"proto_distance": dist, "proto_cluster": cluster}
         if self.prototypes_ is not None:
             labels = np.where(batch.valid, batch.labels, -1)
-            out["proto_class_distance"] = get_class_prototype_distances(batch.embeddings, labels, self.prototypes_)
+            out["proto_class_distance"] = class_prototype_distances(batch.embeddings, labels, self.prototypes_)
         return out
 
     def write_report(self, out_dir: Path, scores: dict[str, np.ndarray]) -> dict:

@@ -39,6 +39,7 @@ from datapruner.errors import ConfigError, InputDataError
 from datapruner.paths import atomic_path
 from datapruner.progress import progress_bar
 from datapruner.curation.steps import ScoreStep
+from datapruner.validation import check_choice, check_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,8 @@ def check_eps(eps, *, key: str = "eps") -> float:
 
 
 def check_survivor(survivor, *, key: str = "survivor") -> str:
-    if survivor not in SURVIVORS:
-        raise ConfigError(key, survivor, f"one of {list(SURVIVORS)} (which member of a duplicate group is kept)")
-    return survivor
+    """Validate the survivor rule: one of `SURVIVORS` (which member of a duplicate group is kept)."""
+    return check_choice(key, survivor, SURVIVORS)
 
 
 def order_cluster_members(distances: np.ndarray, *, survivor: str = "hard", random_state: int | Sequence[int] = 0) -> np.ndarray:
@@ -97,8 +97,7 @@ def find_semantic_duplicates(embeddings: np.ndarray, *, chunk_size: int = 1024) 
     n = len(x)
     max_sim = np.full(n, np.nan)
     match = np.full(n, -1, dtype=np.int64)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ConfigError("chunk_size", chunk_size, "an integer >= 1")
+    chunk_size = check_positive_int("chunk_size", int(chunk_size) if isinstance(chunk_size, np.integer) else chunk_size)
     step = max(1, min(int(chunk_size), SIM_BUDGET // max(n, 1)))
     for s in range(1, n, step):
         e = min(n, s + step)
@@ -205,19 +204,17 @@ class SemDeDupStep(ScoreStep):
     def __init__(self, **params):
         super().__init__(**params)
         where = f"scorers[{self.name}].params"
-        self._options, self._batch_size = cluster_options(self.name, self.params)
+        self._options, self.assign_rows = cluster_options(self.name, self.params)
         self.eps = check_eps(self.params.get("eps", 0.01), key=f"{where}.eps")
         report = self.params.get("report_eps", list(DEFAULT_REPORT_EPS))
         if not isinstance(report, (list, tuple)):
             raise ConfigError(f"{where}.report_eps", report, "a list of numbers in [0, 1)")
         self.report_eps = sorted({check_eps(e, key=f"{where}.report_eps") for e in [*report, self.eps]})
         self.survivor = check_survivor(self.params.get("survivor", "hard"), key=f"{where}.survivor")
-        self.chunk_size = self.params.get("chunk_size", 1024)
-        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
-            raise ConfigError(f"{where}.chunk_size", self.chunk_size, "an integer >= 1")
+        self.chunk_size = check_positive_int(f"{where}.chunk_size", self.params.get("chunk_size", 1024))
 
     def fit(self, view) -> None:
-        result = cluster_view(view, rows=view.valid, batch_size=self._batch_size, **self._options)
+        result = cluster_view(view, rows=view.valid, assign_rows=self.assign_rows, **self._options)
         rs = view.random_state if self._options["random_state"] is None else self._options["random_state"]
         shards = result.directory / f"semdedup-{result.model.fingerprint()[:16]}-{self.survivor}-{rs}"
         self.model_ = result.model

@@ -25,6 +25,8 @@ def text_statistics(texts: list[str]) -> dict[str, np.ndarray]:
 
 
 class TextStatsStep(ScoreStep):
+    """Adds `n_chars`, `n_words` and `alpha_ratio` (no model, no parameters)."""
+
     name = "text_stats"
     needs = frozenset({"text"})
     columns = {

@@ -1,6 +1,7 @@
 """Every registered scorer meets the same contract, on the same small real dataset:
-one value per row for each declared column, null/NaN for invalid rows, identical output for the
-same random_state, and a ConfigError (not a traceback) for an unknown parameter."""
+one value per row for each declared column, null/NaN for invalid rows, identical output from two
+independent computations with the same random_state, and a ConfigError (not a traceback) for an
+unknown parameter."""
 
 from __future__ import annotations
 
@@ -48,8 +49,7 @@ def _score(path, out, name, params):
         "models": {"lm_max_length": 64},
         "random_state": 3,
     })
-    _, view, _, _ = score_dataset(cfg)
-    return view
+    return score_dataset(cfg).view
 
 
 @pytest.mark.slow
@@ -69,7 +69,11 @@ def test_scorer_contract(name, labelled_input, tmp_path, embedder, causal_lm):
             assert np.isfinite(values[~invalid]).mean() > 0.5, f"{column} scored too few valid rows"
         elif values.dtype == object:
             assert all(v is None for v in values[invalid]), f"{column} must be null for invalid rows"
+    # determinism: a second run in another output folder computes everything again (nothing fitted
+    # is shared between runs: proxies live in the run's view, centroids in its work folder)
     second = _score(labelled_input, tmp_path / "b", name, params)
+    assert first.fitted.keys() == second.fitted.keys()
+    assert all(first.fitted[k] is not second.fitted[k] for k in first.fitted)
     for column, values in first.scores.items():
         other = second.scores[column]
         if values.dtype.kind == "f":

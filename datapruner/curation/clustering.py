@@ -5,7 +5,7 @@ The clustering family (prototypicality A4, density-based pruning A5, SemDeDup A6
 - `SphericalKMeans`: scikit-learn style (`n_clusters`, `random_state`, `max_points_per_centroid`,
   `n_iter`; learned state `centroids_`). `fit` trains `faiss.Kmeans(d, k, spherical=True, seed=...)`
   on a seeded sample of at most `max_points_per_centroid * n_clusters` rows; `assign` streams every
-  row (from an in-memory array or the float16 embedding-cache memmap) in `batch_size` chunks and
+  row (from an in-memory array or the float16 embedding-cache memmap) in `assign_rows` chunks and
   returns the nearest centroid and the cosine distance to it. `save` / `load` keep the centroids so a
   later run can reuse them or assign new data.
 - `fit_view_kmeans` / `assign_view`: the same for a curation run's `DatasetView`, with the
@@ -31,11 +31,13 @@ import numpy as np
 from datapruner.errors import ConfigError, InputDataError, NotFittedError
 from datapruner.paths import atomic_path
 from datapruner.progress import progress_bar
+from datapruner.validation import check_positive_int
 
 log = logging.getLogger(__name__)
 
 MAX_DEFAULT_CLUSTERS = 10_000
 ASSIGN_SHARD_ROWS = 262_144
+ASSIGN_ROWS = 16_384  # rows assigned to centroids per streamed block
 SIM_BUDGET = 1 << 23  # float32 similarities held at once (32 MB)
 
 
@@ -60,8 +62,7 @@ def default_n_clusters(n_rows: int, *, n_classes: int | None = None) -> int:
 
 def check_n_clusters(n_clusters: Any, n_rows: int, *, key: str = "n_clusters") -> int:
     """Validate k: an integer in [1, n_rows]. The error names the value and the fix."""
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
-        raise ConfigError(key, n_clusters, "an integer >= 1 (or leave it unset for the default)")
+    n_clusters = check_positive_int(key, _plain_int(n_clusters), hint=" (or leave it unset for the default)")
     if n_clusters > n_rows:
         raise ConfigError(
             key, int(n_clusters),
@@ -105,6 +106,11 @@ def normalize_rows(x: np.ndarray, *, offset: int = 0, index: np.ndarray | None =
         )
     x /= norms[:, None]
     return x
+
+
+def _plain_int(value: Any) -> Any:
+    """numpy integers as Python ints (other values unchanged), so the validators accept both."""
+    return int(value) if isinstance(value, np.integer) else value
 
 
 def _row_name(position: int, offset: int, index: np.ndarray | None) -> int:
@@ -152,18 +158,12 @@ class SphericalKMeans:
     """
 
     def __init__(self, n_clusters: int, *, random_state: int = 0, max_points_per_centroid: int = 256, n_iter: int = 20):
-        if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
-            raise ConfigError("n_clusters", n_clusters, "an integer >= 1")
-        if isinstance(max_points_per_centroid, bool) or not isinstance(max_points_per_centroid, (int, np.integer)) or max_points_per_centroid < 1:
-            raise ConfigError("max_points_per_centroid", max_points_per_centroid, "an integer >= 1 (default 256)")
-        if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
-            raise ConfigError("n_iter", n_iter, "an integer >= 1 (default 20)")
+        self.n_clusters = check_positive_int("n_clusters", _plain_int(n_clusters))
+        self.max_points_per_centroid = check_positive_int("max_points_per_centroid", _plain_int(max_points_per_centroid), hint=" (default 256)")
+        self.n_iter = check_positive_int("n_iter", _plain_int(n_iter), hint=" (default 20)")
         if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
             raise ConfigError("random_state", random_state, "an integer")
-        self.n_clusters = int(n_clusters)
         self.random_state = int(random_state)
-        self.max_points_per_centroid = int(max_points_per_centroid)
-        self.n_iter = int(n_iter)
 
     # ---- fitting ---------------------------------------------------------------------------
     def sample_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -224,8 +224,8 @@ class SphericalKMeans:
             best[s : s + step] = sims[np.arange(len(sims)), labels[s : s + step]]
         return labels, np.clip(1.0 - best, 0.0, 2.0).astype(np.float32)
 
-    def assign(self, embeddings: np.ndarray, *, rows: np.ndarray | None = None, batch_size: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
-        """Assign every row to its nearest centroid, streaming `batch_size` rows at a time.
+    def assign(self, embeddings: np.ndarray, *, rows: np.ndarray | None = None, assign_rows: int = ASSIGN_ROWS) -> tuple[np.ndarray, np.ndarray]:
+        """Assign every row to its nearest centroid, streaming `assign_rows` rows at a time.
 
         Returns
         -------
@@ -233,21 +233,21 @@ class SphericalKMeans:
         distances : (N,) float32 cosine distance to the nearest centroid (higher = harder), NaN where label is -1.
         """
         self._check_fitted()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ConfigError("batch_size", batch_size, "an integer >= 1 (rows assigned per batch)")
+        check_positive_int("assign_rows", assign_rows, hint=" (rows assigned per block)")
         n = len(embeddings)
         keep = np.zeros(n, dtype=bool)
         keep[_rows_index(rows, n)] = True
         labels = np.full(n, -1, dtype=np.int64)
         dist = np.full(n, np.nan, dtype=np.float32)
         with progress_bar("assigning clusters", total=n) as bar:
-            for s in range(0, n, batch_size):
-                e = min(n, s + batch_size)
-                self._assign_range(embeddings, keep, s, e, labels, dist)
+            for s in range(0, n, assign_rows):
+                e = min(n, s + assign_rows)
+                self.assign_range(embeddings, keep, s, e, labels, dist)
                 bar.advance(e - s)
         return labels, dist
 
-    def _assign_range(self, embeddings, keep, s, e, labels, dist) -> None:
+    def assign_range(self, embeddings, keep: np.ndarray, s: int, e: int, labels: np.ndarray, dist: np.ndarray) -> None:
+        """Assign rows `s:e` of `embeddings` where `keep` is true, writing into `labels` and `dist` in place."""
         idx = np.flatnonzero(keep[s:e])
         if idx.size:
             lab, d = self.assign_block(np.asarray(embeddings[s:e])[idx], index=s + idx)
@@ -339,7 +339,7 @@ def fit_view_kmeans(
         ident = {"k": k, "random_state": random_state, "mppc": max_points_per_centroid, "n_iter": n_iter}
     emb = view.embeddings()
     ident.update({
-        "text": view.info.text_fingerprint, "embedder": view.models.embedder.model_id, "shape": list(emb.shape),
+        "text": view.info.text_fingerprint, "embedder": view.embedder.model_id, "shape": list(emb.shape),
         "rows": hashlib.sha256(np.packbits(rows).tobytes()).hexdigest(),
     })
     directory = Path(view.work_dir) / "clusters" / _digest(ident)
@@ -362,7 +362,7 @@ def assign_resumable(
     *,
     rows: np.ndarray,
     directory: Path,
-    batch_size: int = 16_384,
+    assign_rows: int = ASSIGN_ROWS,
     shard_rows: int = ASSIGN_SHARD_ROWS,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """`model.assign` in shards of `shard_rows` rows, each written to `directory` when complete.
@@ -387,8 +387,8 @@ def assign_resumable(
                     labels[s:e], dist[s:e] = z["labels"], z["distances"]
                 stats["skipped"] += 1
             else:
-                for b in range(s, e, batch_size):
-                    model._assign_range(embeddings, rows, b, min(e, b + batch_size), labels, dist)
+                for b in range(s, e, assign_rows):
+                    model.assign_range(embeddings, rows, b, min(e, b + assign_rows), labels, dist)
                 with atomic_path(path) as tmp:
                     with open(tmp, "wb") as f:
                         np.savez(f, labels=labels[s:e], distances=dist[s:e])
@@ -399,10 +399,13 @@ def assign_resumable(
     return labels, dist, stats
 
 
-def cluster_view(view, *, rows: np.ndarray, batch_size: int = 16_384, **fit_options: Any) -> ViewClustering:
-    """Fit (or reuse) k-means for a run and assign every row in `rows`, resumably."""
+def cluster_view(view, *, rows: np.ndarray, assign_rows: int = ASSIGN_ROWS, **fit_options: Any) -> ViewClustering:
+    """Fit (or reuse) k-means for a run and assign every row in `rows`, resumably.
+
+    `fit_options` are those of `fit_view_kmeans`; `assign_rows` rows are assigned per block.
+    """
     model, directory = fit_view_kmeans(view, rows=rows, **fit_options)
-    labels, dist, _ = assign_resumable(model, view.embeddings(), rows=rows, directory=directory, batch_size=batch_size)
+    labels, dist, _ = assign_resumable(model, view.embeddings(), rows=rows, directory=directory, assign_rows=assign_rows)
     return ViewClustering(model, labels, dist, directory, np.asarray(rows, dtype=bool))
 
 
@@ -425,22 +428,23 @@ CLUSTER_PARAMS = {
     "random_state": "seed of the k-means sample and initialisation (default: the run's random_state)",
     "max_points_per_centroid": "k-means trains on at most this many rows per centroid (default 256)",
     "n_iter": "k-means iterations (default 20)",
-    "batch_size": "rows assigned to centroids per batch (default 16384)",
+    "assign_rows": "rows assigned to centroids per streamed block (default 16384)",
     "centroids": "path of centroids saved by an earlier run (report/<scorer>_centroids.npz) to reuse instead of fitting",
 }
 
 
 def cluster_options(name: str, params: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """Validate the shared clustering params of scorer `name`; returns (fit options, batch_size)."""
+    """Validate the shared clustering params of scorer `name` (keys of `CLUSTER_PARAMS`).
+
+    Returns
+    -------
+    (fit options for `fit_view_kmeans`, assign_rows)
+    """
     where = f"scorers[{name}].params"
 
     def positive(key: str, default: int | None) -> int | None:
         value = params.get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(f"{where}.{key}", value, "an integer >= 1")
-        return int(value)
+        return None if value is None else check_positive_int(f"{where}.{key}", value)
 
     rs = params.get("random_state")
     if rs is not None and (isinstance(rs, bool) or not isinstance(rs, (int, np.integer))):
@@ -456,7 +460,7 @@ def cluster_options(name: str, params: dict[str, Any]) -> tuple[dict[str, Any], 
         "centroids": centroids,
         "key": f"{where}.n_clusters",
     }
-    return options, positive("batch_size", 16_384)
+    return options, positive("assign_rows", ASSIGN_ROWS)
 
 
 def save_report_centroids(model: SphericalKMeans, out_dir: Path, name: str) -> str:

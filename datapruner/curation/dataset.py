@@ -19,6 +19,7 @@ from datapruner.errors import InputDataError
 from datapruner.io.readers import SourceBatch, read_batches
 
 if TYPE_CHECKING:
+    from datapruner.curation.embedding_cache import EmbeddingFile
     from datapruner.models import CausalLM, Embedder
 
 ID_COLUMN = "id"
@@ -270,16 +271,38 @@ def encode_labels(column: pa.ChunkedArray, name: str) -> tuple[np.ndarray, list[
     return np.array([-1 if v is None else index[v] for v in values], dtype=np.int64), distinct
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DatasetView:
-    """What a step's `fit` may look at: the ingest arrays, earlier scores, embeddings, models."""
+    """What a step's `fit` may look at: the ingest arrays, earlier scores, embeddings, models.
+
+    Parameters
+    ----------
+    dataset : the input, re-streamable.
+    info : the ingest pass's per-row arrays.
+    random_state : the run's seed.
+    work_dir : the run's work folder (resumable shards, centroids).
+    embedder_name, lm_name, lm_max_length : which models the run uses (``models`` section); they
+        come from the process-wide model cache and load only when a step uses them.
+
+    Attributes
+    ----------
+    scores : dict of str to (N,) array
+        The columns of the steps that already ran.
+    fitted : dict
+        State fitted once per run and shared by its steps (e.g. one proxy classifier used by el2n,
+        confident_learning and eu_quadrants). It lives and dies with the view, so two runs never
+        share a fit: a second run recomputes.
+    """
 
     dataset: Dataset
     info: IngestResult
     random_state: int
-    models: "ModelSet"
     work_dir: Path
+    embedder_name: str
+    lm_name: str
+    lm_max_length: int = 512
     scores: dict[str, np.ndarray] = field(default_factory=dict)
+    fitted: dict[Any, Any] = field(default_factory=dict)
     _embeddings: np.ndarray | None = None
 
     @property
@@ -298,44 +321,32 @@ class DatasetView:
     def valid(self) -> np.ndarray:
         return self.info.valid
 
-    def embeddings(self) -> np.ndarray:
-        """(N, d) float16 memory map of L2-normalised embeddings (zero rows where text is invalid)."""
-        if self._embeddings is None:
-            from datapruner.curation.embedding_cache import cached_embeddings
-
-            self._embeddings = cached_embeddings(self.dataset, self.models.embedder)
-        return self._embeddings
-
-    def batches(self, *, with_embeddings: bool = False) -> Iterator[Batch]:
-        return self.dataset.batches(embeddings=self.embeddings() if with_embeddings else None)
-
-
-@dataclass
-class ModelSet:
-    """Lazily created shared models, so a run that never needs the LM never loads it."""
-
-    embedder_name: str
-    lm_name: str
-    lm_max_length: int = 512
-    threads: int | None = 1
-    _embedder: "Embedder | None" = None
-    _lm: "CausalLM | None" = None
-
     @property
     def embedder(self) -> "Embedder":
-        if self._embedder is None:
-            from datapruner.models import Embedder
+        """The run's sentence embedder (shared process-wide; loads on first use)."""
+        from datapruner.models import shared_embedder
 
-            self._embedder = Embedder(self.embedder_name)
-        return self._embedder
+        return shared_embedder(self.embedder_name)
 
     @property
     def lm(self) -> "CausalLM":
-        if self._lm is None:
-            from datapruner.models import CausalLM
+        """The run's reference causal LM (shared process-wide; loads on first use)."""
+        from datapruner.models import shared_causal_lm
 
-            self._lm = CausalLM(self.lm_name, max_length=self.lm_max_length)
-        return self._lm
+        return shared_causal_lm(self.lm_name, self.lm_max_length)
 
-    def describe(self) -> Mapping[str, Any]:
-        return {"embedder": self.embedder_name, "lm": self.lm_name, "lm_max_length": self.lm_max_length, "threads": self.threads}
+    def embedding_file(self) -> "EmbeddingFile":
+        """Where the embeddings are cached on disk (computing what is missing); other processes open it."""
+        from datapruner.curation.embedding_cache import cached_embedding_file
+
+        return cached_embedding_file(self.dataset, self.embedder)
+
+    def embeddings(self) -> np.ndarray:
+        """(N, d) float16 memory map of L2-normalised embeddings (zero rows where text is invalid)."""
+        if self._embeddings is None:
+            self._embeddings = self.embedding_file().open()
+        return self._embeddings
+
+    def batches(self, *, with_embeddings: bool = False) -> Iterator[Batch]:
+        """Re-stream the input as `Batch`es, with each row's embedding when `with_embeddings`."""
+        return self.dataset.batches(embeddings=self.embeddings() if with_embeddings else None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +22,33 @@ from datapruner.progress import progress_bar
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class EmbeddingFile:
+    """A complete cache entry: where the (n_rows, dim) float16 embeddings lie on disk.
+
+    Small and picklable, so another process (a Ray worker) can open the same memory map.
+    """
+
+    path: Path
+    n_rows: int
+    dim: int
+
+    def open(self) -> np.ndarray:
+        """(n_rows, dim) read-only float16 memory map."""
+        return np.memmap(self.path, dtype=np.float16, mode="r", shape=(self.n_rows, self.dim))
+
+
 def cache_path(model_id: str, fingerprint: str) -> Path:
+    """The cache file of embedder `model_id` over the texts with ingest fingerprint `fingerprint`."""
     return cache_dir() / "embeddings" / model_id / f"{fingerprint}.f16"
 
 
-def open_cached(path: Path) -> np.ndarray | None:
+def _complete(path: Path) -> EmbeddingFile | None:
     meta = path.with_suffix(".json")
     if not (path.exists() and meta.exists()):
         return None
     info = json.loads(meta.read_text())
-    return np.memmap(path, dtype=np.float16, mode="r", shape=(info["n_rows"], info["dim"]))
+    return EmbeddingFile(path, int(info["n_rows"]), int(info["dim"]))
 
 
 def cached_embeddings(dataset, embedder) -> np.ndarray:
@@ -38,14 +56,29 @@ def cached_embeddings(dataset, embedder) -> np.ndarray:
 
     Rows with invalid (null or empty) text get a zero vector; steps must consult `valid`.
     """
+    return cached_embedding_file(dataset, embedder).open()
+
+
+def cached_embedding_file(dataset, embedder) -> EmbeddingFile:
+    """The cache entry of the dataset's text embeddings under `embedder`, computed once when missing.
+
+    Parameters
+    ----------
+    dataset : `datapruner.curation.dataset.Dataset`
+    embedder : `datapruner.models.Embedder` (its `model_id` is part of the key)
+
+    Returns
+    -------
+    EmbeddingFile
+    """
     info = dataset.ingest()
     path = cache_path(embedder.model_id, info.text_fingerprint)
-    found = open_cached(path)
+    found = _complete(path)
     if found is not None:
         log.info("embedding cache hit: %s", path)
         return found
     with file_lock(path.with_suffix(".lock")):
-        found = open_cached(path)
+        found = _complete(path)
         if found is not None:
             return found
         dim = embedder.dim
@@ -63,4 +96,4 @@ def cached_embeddings(dataset, embedder) -> np.ndarray:
         del out
         os.replace(tmp, path)
         path.with_suffix(".json").write_text(json.dumps({"n_rows": info.n_rows, "dim": dim, "model": embedder.model_id}))
-    return open_cached(path)
+    return _complete(path)

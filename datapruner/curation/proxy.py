@@ -19,13 +19,13 @@ The checks `check_labels`, `check_pred_probs` and `softmax` are shared by every 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from datapruner.errors import ConfigError, InputDataError, NotFittedError
+from datapruner.validation import check_choice, check_number, check_positive_int
 
 if TYPE_CHECKING:
     from datapruner.curation.dataset import DatasetView
@@ -145,20 +145,40 @@ def seed_for(random_state: int, *keys: int) -> int:
     return int(np.random.SeedSequence([int(random_state), *map(int, keys)]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def make_proxy_model(n_features: int, n_classes: int, *, hidden: int = 0, seed: int = 0):
-    """A fresh proxy network, initialised from `seed` without touching torch's global generator."""
+def make_proxy_model(n_features: int, n_classes: int, *, hidden: int = 0, random_state: int = 0):
+    """A fresh proxy network, initialised from `random_state` without touching torch's global generator.
+
+    Parameters
+    ----------
+    n_features, n_classes : input and output widths.
+    hidden : hidden width of a one-hidden-layer MLP; 0 = a logistic (linear softmax) layer.
+    random_state : torch seed of the initialisation (e.g. from `seed_for`).
+
+    Returns
+    -------
+    torch.nn.Sequential
+    """
     import torch
     from torch import nn
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(random_state)
         if hidden and hidden > 0:
             return nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
         return nn.Sequential(nn.Linear(n_features, n_classes))
 
 
-def train_proxy_model(model, X, y, *, epochs: int, lr: float, weight_decay: float, batch_size: int, seed: int):
-    """Train `model` in place with AdamW + cross-entropy for `epochs` epochs; data order from `seed`."""
+def train_proxy_model(model, X, y, *, epochs: int, lr: float, weight_decay: float, batch_size: int, random_state: int):
+    """Train `model` in place with AdamW + cross-entropy; returns it (in eval mode).
+
+    Parameters
+    ----------
+    model : torch.nn.Module mapping (n, d) float32 features to (n, K) logits.
+    X : (N, d) features. y : (N,) int class indices.
+    epochs : passes over the data (0 leaves the model at its initialisation).
+    lr, weight_decay : AdamW settings. batch_size : mini-batch size.
+    random_state : torch seed of the data order.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -166,7 +186,7 @@ def train_proxy_model(model, X, y, *, epochs: int, lr: float, weight_decay: floa
         return model
     X = torch.as_tensor(X, dtype=torch.float32)
     y = torch.as_tensor(y, dtype=torch.long)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(random_state)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.train()
     n = len(y)
@@ -181,7 +201,8 @@ def train_proxy_model(model, X, y, *, epochs: int, lr: float, weight_decay: floa
     return model
 
 
-def _predict(model, X) -> np.ndarray:
+def predict_proxy_model(model, X) -> np.ndarray:
+    """(N, K) float64 softmax probabilities of a proxy network on features `X`."""
     import torch
 
     with torch.inference_mode():
@@ -239,19 +260,31 @@ class ProxyClassifier:
         self.random_state = random_state
 
     def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, by name (scikit-learn style)."""
         return {k: getattr(self, k) for k in ("hidden", "n_seeds", "epochs", "n_folds", "lr", "weight_decay", "batch_size", "random_state")}
 
-    def _check_params(self) -> None:
-        for key, low in (("hidden", 0), ("n_seeds", 1), ("epochs", 0), ("batch_size", 1), ("n_folds", 0)):
-            value = getattr(self, key)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"proxy.{key}", value, f"an integer >= {low}")
+    def check_params(self, *, prefix: str = "proxy.", names: Mapping[str, str] | None = None) -> "ProxyClassifier":
+        """Raise a `ConfigError` for the first bad parameter; `fit` calls it first.
+
+        Parameters
+        ----------
+        prefix : prepended to the parameter name in the error's key.
+        names : parameter name -> the name the user wrote (e.g. ``batch_size`` -> ``proxy_batch_size``).
+        """
+        names = names or {}
+
+        def key(k: str) -> str:
+            return f"{prefix}{names.get(k, k)}"
+
+        for k, low in (("hidden", 0), ("n_seeds", 1), ("epochs", 0), ("batch_size", 1), ("n_folds", 0)):
+            check_positive_int(key(k), getattr(self, k), minimum=low)
         if self.n_folds == 1:
-            raise ConfigError("proxy.n_folds", 1, "0 (no cross-validation) or an integer >= 2")
-        for key in ("lr", "weight_decay"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (key == "lr" and value == 0):
-                raise ConfigError(f"proxy.{key}", value, "a positive number" if key == "lr" else "a number >= 0")
+            raise ConfigError(key("n_folds"), 1, "0 (no cross-validation) or an integer >= 2")
+        check_number(key("lr"), self.lr, low=0.0, low_open=True)
+        check_number(key("weight_decay"), self.weight_decay, low=0.0)
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer)):
+            raise ConfigError(key("random_state"), self.random_state, "an integer")
+        return self
 
     def fit(self, embeddings: Any, labels: Any, *, n_classes: int | None = None) -> "ProxyClassifier":
         """Train S runs on all rows (in-sample scores) and S x K fold models (out-of-sample scores).
@@ -262,7 +295,7 @@ class ProxyClassifier:
         labels : (N,) int class indices in 0..K-1.
         n_classes : K; default max(labels) + 1. Classes with no row still get a column.
         """
-        self._check_params()
+        self.check_params()
         X = np.asarray(embeddings, dtype=np.float32)
         if X.ndim != 2:
             raise InputDataError(f"embeddings must have shape (N, d); given {X.shape}")
@@ -286,10 +319,10 @@ class ProxyClassifier:
         fit_kw = dict(epochs=self.epochs, lr=float(self.lr), weight_decay=float(self.weight_decay), batch_size=int(self.batch_size))
         models, seed_probs = [], []
         for s in range(self.n_seeds):
-            model = make_proxy_model(X.shape[1], k, hidden=self.hidden, seed=seed_for(self.random_state, s, 0))
-            train_proxy_model(model, X, y, seed=seed_for(self.random_state, s, 1), **fit_kw)
+            model = make_proxy_model(X.shape[1], k, hidden=self.hidden, random_state=seed_for(self.random_state, s, 0))
+            train_proxy_model(model, X, y, random_state=seed_for(self.random_state, s, 1), **fit_kw)
             models.append(model)
-            seed_probs.append(_predict(model, X))
+            seed_probs.append(predict_proxy_model(model, X))
         self.models_ = models
         self.seed_pred_probs_ = np.stack(seed_probs)
         self.n_classes_ = k
@@ -302,9 +335,9 @@ class ProxyClassifier:
             for s in range(self.n_seeds):
                 for f in range(self.n_folds):
                     test = self.folds_ == f
-                    model = make_proxy_model(X.shape[1], k, hidden=self.hidden, seed=seed_for(self.random_state, s, 2, f))
-                    train_proxy_model(model, X[~test], y[~test], seed=seed_for(self.random_state, s, 3, f), **fit_kw)
-                    oof[test] += _predict(model, X[test])
+                    model = make_proxy_model(X.shape[1], k, hidden=self.hidden, random_state=seed_for(self.random_state, s, 2, f))
+                    train_proxy_model(model, X[~test], y[~test], random_state=seed_for(self.random_state, s, 3, f), **fit_kw)
+                    oof[test] += predict_proxy_model(model, X[test])
             self.pred_probs_ = oof / self.n_seeds
         return self
 
@@ -325,48 +358,73 @@ class ProxyClassifier:
         if not hasattr(self, "models_"):
             raise NotFittedError("ProxyClassifier is not fitted; call fit(embeddings, labels) first")
         X = np.asarray(embeddings, dtype=np.float32)
-        return np.mean([_predict(m, X) for m in self.models_], axis=0)
+        return np.mean([predict_proxy_model(m, X) for m in self.models_], axis=0)
 
 
 # ---- the proxy inside a curation run ---------------------------------------------------------
-_CACHE: dict[str, tuple["ProxyClassifier", np.ndarray]] = {}
-_CACHE_SIZE = 4
+#: step param name -> ProxyClassifier parameter
 _PROXY_KEYS = {"hidden": "hidden", "n_seeds": "n_seeds", "epochs": "epochs", "n_folds": "n_folds", "lr": "lr",
                "weight_decay": "weight_decay", "proxy_batch_size": "batch_size"}
+PRED_PROBS = ("in_sample", "cross_val")
 
 
-def proxy_from_params(params: dict[str, Any], random_state: int, **defaults: Any) -> ProxyClassifier:
-    """A `ProxyClassifier` from a step's params (keys of PROXY_PARAMS_DOC), over step-specific defaults."""
+def proxy_from_params(params: Mapping[str, Any], random_state: int = 0, *, where: str = "proxy", **defaults: Any) -> ProxyClassifier:
+    """A checked `ProxyClassifier` from a step's params (keys of `PROXY_PARAMS_DOC`), over step-specific defaults.
+
+    Parameters
+    ----------
+    params : the step's params; keys that are not proxy parameters are ignored.
+    random_state : the run's seed.
+    where : the config key of the params (``scorers[el2n].params``), named in errors.
+    **defaults : proxy parameters the step sets differently from `ProxyClassifier`'s defaults.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``<where>.<param>`` for the first bad value.
+    """
     kwargs = dict(defaults)
     kwargs.update({_PROXY_KEYS[k]: v for k, v in params.items() if k in _PROXY_KEYS})
     proxy = ProxyClassifier(random_state=random_state, **kwargs)
-    proxy._check_params()
-    return proxy
+    return proxy.check_params(prefix=f"{where}.", names={v: k for k, v in _PROXY_KEYS.items()})
 
 
 def fit_proxy_on_view(view: "DatasetView", proxy: ProxyClassifier) -> tuple[ProxyClassifier, np.ndarray]:
     """Fit `proxy` on the view's valid, labelled rows; returns (fitted proxy, the (M,) row indices it saw).
 
-    Several steps of one run (el2n, confident_learning, eu_quadrants) share one fit: results are
-    cached in-process by (embeddings, labels, parameters).
+    Several steps of one run (el2n, confident_learning, eu_quadrants) share one fit: it is kept in
+    `view.fitted` under the proxy's parameters, so it lives as long as the run and no longer (a
+    second run, e.g. a determinism check, trains again).
     """
     if view.labels is None:
         raise InputDataError("the proxy classifier needs labels; map the label column with input.columns.label (--label-column)")
+    key = ("proxy", tuple(sorted(proxy.get_params().items())))
+    if key in view.fitted:
+        return view.fitted[key]
     rows = np.flatnonzero(view.valid & (view.labels >= 0))
-    key = hashlib.sha256(
-        repr((view.info.text_fingerprint, view.models.embedder_name, sorted(proxy.get_params().items()), view.n_classes)).encode()
-        + view.labels.tobytes()
-        + view.valid.tobytes()
-    ).hexdigest()
-    if key in _CACHE:
-        return _CACHE[key]
     embeddings = np.asarray(view.embeddings()[rows], dtype=np.float32)
     log.info("training proxy: %d rows, %d classes, %s", len(rows), view.n_classes, proxy.get_params())
     proxy.fit(embeddings, view.labels[rows], n_classes=view.n_classes)
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = (proxy, rows)
+    view.fitted[key] = (proxy, rows)
     return proxy, rows
+
+
+def scorable_rows(labels: np.ndarray | None, pred_probs: np.ndarray) -> np.ndarray:
+    """Rows that have a label (when labels are given) and finite predicted probabilities in every run.
+
+    Parameters
+    ----------
+    labels : (N,) int, -1 where missing; or None.
+    pred_probs : (S, N, K) with NaN rows where a row cannot be scored (as `view_pred_probs` returns).
+
+    Returns
+    -------
+    (M,) int64 row indices, ascending.
+    """
+    ok = np.all(np.isfinite(pred_probs), axis=(0, 2))
+    if labels is not None:
+        ok &= np.asarray(labels) >= 0
+    return np.flatnonzero(ok)
 
 
 def pred_probs_from_column(view: "DatasetView", column: str, *, kind: str) -> np.ndarray:
@@ -421,6 +479,32 @@ def column_source(params: dict[str, Any], where: str) -> tuple[str, str] | None:
     return None
 
 
+def check_pred_probs_params(
+    params: Mapping[str, Any], *, where: str, sample: str, random_state: int = 0, **defaults: Any
+) -> ProxyClassifier | None:
+    """Check a step's pred_probs params (source columns, `sample`, proxy settings); steps call it in `__init__`.
+
+    Returns
+    -------
+    The proxy `view_pred_probs` would train (unfitted), or None when a logits/probs column replaces it.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``<where>.<param>``: both columns given, an unknown `sample`, a bad proxy value, or
+        ``n_folds: 0`` where out-of-sample probabilities are needed.
+    """
+    if column_source(params, where) is not None:
+        return None
+    check_choice(f"{where}.pred_probs", sample, PRED_PROBS)
+    if sample == "cross_val" and "n_folds" not in params:
+        defaults.setdefault("n_folds", 5)
+    proxy = proxy_from_params(params, random_state, where=where, **defaults)
+    if sample == "cross_val" and proxy.n_folds == 0:
+        raise ConfigError(f"{where}.n_folds", 0, "an integer >= 2 (out-of-sample pred_probs need cross-validation)")
+    return proxy
+
+
 def view_pred_probs(
     view: "DatasetView", params: dict[str, Any], *, where: str, sample: str, **defaults: Any
 ) -> np.ndarray:
@@ -433,13 +517,7 @@ def view_pred_probs(
     source = column_source(params, where)
     if source is not None:
         return pred_probs_from_column(view, source[0], kind=source[1])[None]
-    if sample not in ("in_sample", "cross_val"):
-        raise ConfigError(f"{where}.pred_probs", sample, "'in_sample' or 'cross_val'")
-    if sample == "cross_val" and "n_folds" not in params:
-        defaults.setdefault("n_folds", 5)
-    proxy = proxy_from_params(params, view.random_state, **defaults)
-    if sample == "cross_val" and proxy.n_folds == 0:
-        raise ConfigError(f"{where}.n_folds", 0, "an integer >= 2 (out-of-sample pred_probs need cross-validation)")
+    proxy = check_pred_probs_params(params, where=where, sample=sample, random_state=view.random_state, **defaults)
     proxy, rows = fit_proxy_on_view(view, proxy)
     k = proxy.n_classes_
     if sample == "in_sample":

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """`matplotlib.pyplot` on the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +19,7 @@ def _pyplot():
 
 def write_score_plots(scores: dict[str, np.ndarray], directory: Path, *, keep: np.ndarray | None = None) -> list[str]:
     """Write `hist_<column>.png` for every float score column; returns the file names."""
-    plt = _pyplot()
+    plt = pyplot()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []

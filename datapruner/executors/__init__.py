@@ -6,17 +6,32 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Iterator, Protocol
 
 import numpy as np
 
 from datapruner.curation.dataset import DatasetView
 from datapruner.curation.steps import ScoreStep
+from datapruner.errors import ConfigError
+
+ENGINES = ("local", "ray")
 
 
 class Executor(Protocol):
+    """What an executor does (the extension point for a new engine)."""
+
+    name: str
+
     def map_batches(self, step: ScoreStep, view: DatasetView) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """Yield (global row indices, score columns) for every batch, in any order."""
+        """Score every batch of `view` with the fitted `step`.
+
+        Yields
+        ------
+        (rows, columns)
+            `rows` (n,) int64 global row indices and `columns` {name: (n,) array} from
+            `step.score_batch`; batches may come in any order, every row exactly once.
+        """
 
 
 class LocalExecutor:
@@ -25,6 +40,7 @@ class LocalExecutor:
     name = "local"
 
     def map_batches(self, step, view):
+        """See `Executor.map_batches`."""
         from datapruner.progress import progress_bar
 
         with progress_bar(f"scoring: {step.name}", total=view.n_rows) as bar:
@@ -34,10 +50,33 @@ class LocalExecutor:
 
 
 def make_executor(engine: str, options: dict[str, Any] | None = None) -> Executor:
+    """Build the executor a config names; options are checked here, before any data is read.
+
+    Parameters
+    ----------
+    engine : {"local", "ray"}
+        The config's ``engine``.
+    options : dict, optional
+        The config's ``ray:`` section (keyword arguments of `RayExecutor`); ignored by ``local``.
+
+    Returns
+    -------
+    Executor
+
+    Raises
+    ------
+    ConfigError
+        For an unknown engine, an unknown option, or a bad option value.
+    """
+    options = dict(options or {})
     if engine == "local":
         return LocalExecutor()
     if engine == "ray":
         from datapruner.executors.ray_executor import RayExecutor
 
-        return RayExecutor(**(options or {}))
-    raise ValueError(f"unknown engine {engine!r}")
+        accepted = [p for p in inspect.signature(RayExecutor).parameters]
+        for key in options:
+            if key not in accepted:
+                raise ConfigError(f"ray.{key}", options[key], f"one of {accepted}")
+        return RayExecutor(**options)
+    raise ConfigError("engine", engine, f"one of {list(ENGINES)}")

@@ -12,14 +12,18 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from datapruner.curation.dataset import Batch, DatasetView
-from datapruner.errors import require_extra
+from datapruner.errors import ConfigError, require_extra
 from datapruner.paths import atomic_dir
+from datapruner.validation import check_positive_int
+
+if TYPE_CHECKING:
+    from datapruner.curation.embedding_cache import EmbeddingFile
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +33,30 @@ ROW, ID, TEXT, VALID, LABEL, PROMPT, RESPONSE = (
 
 
 class RayExecutor:
-    """Ray Data executor. Options (config `ray:` section): `address` (existing cluster; default:
-    start a local one), `num_cpus` (local cluster size), `concurrency` (workers per step),
-    `threads_per_worker` (torch threads in each worker, default 1)."""
+    """Ray Data executor: the driver fits, workers score staged Parquet shards.
+
+    Parameters (the config's ``ray:`` section)
+    ------------------------------------------
+    address : str, optional
+        An existing cluster; default: start a local one.
+    num_cpus : int, optional
+        Size of the local cluster (default: every CPU).
+    concurrency : int, optional
+        Workers per step (default: CPUs - 1, one CPU left for reading).
+    threads_per_worker : int, default 1
+        Torch threads in each worker.
+    """
 
     name = "ray"
 
     def __init__(self, *, address: str | None = None, num_cpus: int | None = None, concurrency: int | None = None,
                  threads_per_worker: int = 1):
+        if address is not None and not isinstance(address, str):
+            raise ConfigError("ray.address", address, "a Ray cluster address such as 'ray://host:10001' (or unset)")
         self.address = address
-        self.num_cpus = num_cpus
-        self.concurrency = concurrency
-        self.threads_per_worker = threads_per_worker
+        self.num_cpus = None if num_cpus is None else check_positive_int("ray.num_cpus", num_cpus)
+        self.concurrency = None if concurrency is None else check_positive_int("ray.concurrency", concurrency)
+        self.threads_per_worker = check_positive_int("ray.threads_per_worker", threads_per_worker)
 
     def _init(self):
         ray = require_extra("ray", "ray")
@@ -60,12 +76,7 @@ class RayExecutor:
     def map_batches(self, step, view: DatasetView):
         ray = self._init()
         staging = _stage(view)
-        embeddings_path = None
-        if step.needs_embeddings:
-            from datapruner.curation.embedding_cache import cache_path
-
-            view.embeddings()
-            embeddings_path = str(cache_path(view.models.embedder.model_id, view.info.text_fingerprint))
+        embedding_file = view.embedding_file() if step.needs_embeddings else None
         # Step workers must leave one CPU free: otherwise Ray Data's file-listing and read tasks wait
         # forever behind workers that hold every CPU of a small cluster. Reading is light I/O.
         cpus = float(ray.cluster_resources().get("CPU", 1))
@@ -78,8 +89,7 @@ class RayExecutor:
                 "step": step,
                 "schema": view.info.schema,
                 "has_labels": view.labels is not None,
-                "embeddings_path": embeddings_path,
-                "shape": (view.n_rows, view.embeddings().shape[1]) if embeddings_path else None,
+                "embedding_file": embedding_file,
                 "threads": self.threads_per_worker,
             },
             batch_size=view.dataset.batch_size,
@@ -129,13 +139,13 @@ def _stage(view: DatasetView) -> Path:
 class _StepWorker:
     """One fitted step per Ray worker; turns staged rows back into a `Batch`."""
 
-    def __init__(self, step, schema: pa.Schema, has_labels: bool, embeddings_path: str | None, shape, threads: int):
+    def __init__(self, step, schema: pa.Schema, has_labels: bool, embedding_file: "EmbeddingFile | None", threads: int):
         import torch
 
         torch.set_num_threads(threads)
         self.step = step
         self.schema = schema
-        self.embeddings = np.memmap(embeddings_path, dtype=np.float16, mode="r", shape=tuple(shape)) if embeddings_path else None
+        self.embeddings = embedding_file.open() if embedding_file is not None else None
         self.has_labels = has_labels
 
     def __call__(self, table: pa.Table) -> pa.Table:

@@ -27,7 +27,27 @@ KEPT = "kept"
 
 
 def make_policy(spec: Mapping[str, Any]) -> Policy:
-    """Build a policy from a config mapping such as ``{"policy": "band", "score": "perplexity", ...}``."""
+    """Build a policy from one `selection` entry of a config; every parameter is checked here.
+
+    Parameters
+    ----------
+    spec : mapping
+        ``{"policy": <name in CATALOG>, **params}``, e.g.
+        ``{"policy": "band", "score": "perplexity", "keep": 0.5, "band": "middle"}``.
+
+    Returns
+    -------
+    Policy
+        Ready to `select`. `RunConfig.validate` calls this at config load, so an unknown policy,
+        an unknown key or a bad value fails before any model loads.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``selection[<name>].<key>``, the value and what is expected.
+    """
+    if not isinstance(spec, Mapping):
+        raise ConfigError("selection[]", spec, "a mapping with a 'policy' key")
     spec = dict(spec)
     name = spec.pop("policy", None)
     if name not in CATALOG:
@@ -47,10 +67,26 @@ def apply_policies(
     invalid_reason: np.ndarray,
     on_invalid: str = "drop",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run the chain. Returns `keep` (N,) bool and `reason` (N,) str: "kept" or why the row was dropped.
+    """Run the chain of policies, each on the survivors of the previous one.
 
-    Columns a policy records for the audit (`Policy.audit_columns`, e.g. each row's quadrant) are
-    added to `scores`.
+    Parameters
+    ----------
+    policies : sequence of Policy
+        In config order.
+    scores : dict of str to (N,) array
+        The score columns. Columns a policy records for the audit (`Policy.audit_columns`, e.g.
+        each row's quadrant) are added to it.
+    valid : (N,) bool
+        False for rows skipped at ingest (null or empty text).
+    invalid_reason : (N,) object
+        Why each invalid row was skipped.
+    on_invalid : {"drop", "keep"}
+        Whether invalid rows are dropped (reason ``invalid:<why>``) or left to the policies.
+
+    Returns
+    -------
+    keep : (N,) bool
+    reason : (N,) object, "kept" or why the row was dropped.
     """
     n = len(valid)
     reason = np.full(n, KEPT, dtype=object)

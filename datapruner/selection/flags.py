@@ -8,17 +8,20 @@ from datapruner.selection.base import Policy
 
 
 class DropFlagged(Policy):
-    """Drop candidates whose boolean `score` column is true; rows with a null flag are kept."""
+    """Drop candidates whose boolean `score` column is true; rows with a null flag are kept.
+
+    Parameters
+    ----------
+    score : str
+        Boolean (or nullable boolean) column; true means drop.
+    """
 
     name = "drop_flagged"
     required = ("score",)
     params_doc = {"score": "boolean column; true means drop"}
 
     def select(self, scores, candidates):
-        flags = np.asarray(scores[self._flag_column(scores)])
+        self.column(scores)  # a ConfigError naming the key when no scorer produced the column
+        flags = np.asarray(scores[self.score_column])
         flagged = np.array([bool(v) if v is not None else False for v in flags]) if flags.dtype == object else flags.astype(bool)
         return candidates & ~flagged
-
-    def _flag_column(self, scores) -> str:
-        self.column(scores)  # validates the name
-        return self.score_column

@@ -10,12 +10,14 @@ class DropLabelIssues(DropFlagged):
 
     Rows without a flag (invalid text, missing label) are kept. Chain it before a ranking policy,
     e.g. drop label issues, then keep the hardest 50% by EL2N.
+
+    Parameters
+    ----------
+    score : str, default "is_label_issue"
+        Boolean flag column.
     """
 
     name = "drop_label_issues"
     required = ()
+    defaults = {"score": "is_label_issue"}
     params_doc = {"score": "boolean flag column (default is_label_issue)"}
-
-    @property
-    def score_column(self) -> str | None:
-        return self.params.get("score", "is_label_issue")

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from datapruner.errors import ConfigError, InputDataError
-from datapruner.selection.base import Policy, count_for, keep_fraction
+from datapruner.selection.base import Policy, count_for
+from datapruner.validation import check_fraction
 
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4", "unassigned")
 QUADRANT_MEANING = {
@@ -61,7 +62,19 @@ class QuadrantAssignment:
         return {q: int((self.quadrant == q).sum()) for q in QUADRANTS}
 
 
-def _assign(error: np.ndarray, uncertainty: np.ndarray, t: float) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+def assign_quadrants(error: np.ndarray, uncertainty: np.ndarray, t: float) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+    """Quadrant of every sample for one band width `t` (a = b = t), before any budget.
+
+    Parameters
+    ----------
+    error, uncertainty : (N,) finite floats.
+    t : band width in [0, 0.5): thresholds are the t and 1 - t quantiles.
+
+    Returns
+    -------
+    quadrant : (N,) object, one of `QUADRANTS`.
+    error_bounds, uncertainty_bounds : (lo, hi) thresholds.
+    """
     e_lo, e_hi = np.quantile(error, [t, 1.0 - t])
     u_lo, u_hi = np.quantile(uncertainty, [t, 1.0 - t])
     high_e, low_e = error >= e_hi, error <= e_lo
@@ -104,7 +117,7 @@ def eu_quadrants(error: Any, uncertainty: Any, *, keep: float) -> QuadrantAssign
         raise InputDataError(f"error and uncertainty must be 1-D arrays of one length; given shapes {e.shape} and {u.shape}")
     if not (np.all(np.isfinite(e)) and np.all(np.isfinite(u))):
         raise InputDataError("error and uncertainty must be finite; drop rows without scores first (the quadrants policy does)")
-    frac = keep_fraction(keep, "eu_quadrants.keep")
+    frac = check_fraction("keep", keep)
     n = len(e)
     target = count_for(frac, n)
     empty = np.zeros(n, dtype=bool)
@@ -112,7 +125,7 @@ def eu_quadrants(error: Any, uncertainty: Any, *, keep: float) -> QuadrantAssign
         return QuadrantAssignment(np.zeros(0, dtype=object), empty, empty, 0.0, 0.0, (np.nan, np.nan), (np.nan, np.nan))
 
     def kept(t: float) -> int:
-        q = _assign(e, u, t)[0]
+        q = assign_quadrants(e, u, t)[0]
         return int(np.isin(q, ("Q2", "Q4")).sum())
 
     if kept(MAX_BAND) <= target:
@@ -126,7 +139,7 @@ def eu_quadrants(error: Any, uncertainty: Any, *, keep: float) -> QuadrantAssign
             else:
                 hi = mid
         t = lo
-    quadrant, e_bounds, u_bounds = _assign(e, u, t)
+    quadrant, e_bounds, u_bounds = assign_quadrants(e, u, t)
     keep_mask = np.isin(quadrant, ("Q2", "Q4"))
     disagreement = np.abs(_minmax(e) - _minmax(u))  # max(P - H, H - P)
     if keep_mask.sum() > target:  # only through ties at t = 0: keep the most Q2/Q4-like of them
@@ -153,10 +166,21 @@ class Quadrants(Policy):
     Records each candidate's quadrant in the `quadrant` audit column (null for rows that were not
     candidates), and, when the scorer produced a token-pruned response, the pruned text of the kept
     Q2 rows in `q2_pruned_response`.
+
+    Parameters
+    ----------
+    keep : float in (0, 1]
+        Fraction of the candidates to keep.
+    error, uncertainty : str, default "eu_error", "eu_uncertainty"
+        The error and uncertainty columns (rows where either is NaN are dropped).
+    pruned_column : str, default "eu_pruned_response"
+        Column of token-pruned responses, used when present (an error when named but absent).
     """
 
     name = "quadrants"
     required = ("keep",)
+    defaults = {"error": "eu_error", "uncertainty": "eu_uncertainty", "pruned_column": "eu_pruned_response"}
+    column_params = ("error", "uncertainty", "pruned_column")
     params_doc = {
         "keep": "fraction of the candidates to keep, in (0, 1]",
         "error": "error column (default eu_error)",
@@ -166,32 +190,32 @@ class Quadrants(Policy):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        keep_fraction(self.params["keep"], f"selection[{self.name}].keep")
+        self.keep = check_fraction(self.key("keep"), self.param("keep"))
         self._audit: dict[str, np.ndarray] = {}
 
     @property
     def score_column(self) -> str | None:
-        return self.params.get("error", "eu_error")
+        return self.param("error")
 
     def select(self, scores, candidates):
-        e = self.column(scores, self.params.get("error", "eu_error"))
-        u = self.column(scores, self.params.get("uncertainty", "eu_uncertainty"))
+        e = self.column(scores, "error")
+        u = self.column(scores, "uncertainty")
         rows = np.flatnonzero(candidates & np.isfinite(e) & np.isfinite(u))
-        result = eu_quadrants(e[rows], u[rows], keep=float(self.params["keep"]))
+        result = eu_quadrants(e[rows], u[rows], keep=self.keep)
         n = len(candidates)
         quadrant = np.full(n, None, dtype=object)
         quadrant[rows] = result.quadrant
         mask = np.zeros(n, dtype=bool)
         mask[rows[result.keep]] = True
         self._audit = {"quadrant": quadrant}
-        pruned_col = self.params.get("pruned_column", "eu_pruned_response")
+        pruned_col = self.param("pruned_column")
         if pruned_col in scores:
             pruned = np.full(n, None, dtype=object)
             q2 = rows[result.keep & (result.quadrant == "Q2")]
             pruned[q2] = np.asarray(scores[pruned_col], dtype=object)[q2]
             self._audit["q2_pruned_response"] = pruned
         elif "pruned_column" in self.params:
-            raise ConfigError(f"selection[{self.name}].pruned_column", pruned_col, f"a column produced by a scorer: {sorted(scores)}")
+            raise ConfigError(self.key("pruned_column"), pruned_col, f"a column produced by a scorer: {sorted(scores)}")
         self.result_ = result
         return mask
 

@@ -19,9 +19,11 @@ import math
 
 import numpy as np
 
-from datapruner.errors import ConfigError, InputDataError
-from datapruner.selection.base import Policy, count_for, keep_fraction
-from datapruner.selection.ranking import TopFraction
+from typing import Any
+
+from datapruner.errors import InputDataError
+from datapruner.selection.base import Policy, count_for, ranked
+from datapruner.validation import check_choice, check_fraction
 
 
 def water_fill(targets: np.ndarray, *, lower: np.ndarray, upper: np.ndarray, total: float) -> np.ndarray:
@@ -148,10 +150,23 @@ class ClusterQuota(Policy):
     (NaN, or cluster -1) are dropped. Audit columns: `cluster_quota` (quota of the row's cluster,
     -1 for non-candidates) and `cluster_rank` (0 = farthest from its centroid). `table_` holds the
     per-cluster sizes, weights and quotas after `select`.
+
+    Parameters
+    ----------
+    keep : float in (0, 1]
+        Fraction of the candidates to keep.
+    cluster : str, default "dbp_cluster"
+        Cluster column (-1 = not clustered).
+    score : str, default "dbp_distance"
+        Column ranked inside each cluster, highest kept first.
+    weight : str, default "dbp_weight"
+        Per-row probability ``p_j`` of the row's cluster.
     """
 
     name = "cluster_quota"
     required = ("keep",)
+    defaults = {"cluster": "dbp_cluster", "score": "dbp_distance", "weight": "dbp_weight"}
+    column_params = ("cluster", "score", "weight")
     params_doc = {
         "keep": "fraction of the candidates to keep, in (0, 1]",
         "cluster": "cluster column (default dbp_cluster)",
@@ -159,18 +174,17 @@ class ClusterQuota(Policy):
         "weight": "per-row cluster probability p_j = softmax(C_j / tau) (default dbp_weight)",
     }
 
-    @property
-    def score_column(self) -> str:
-        return self.params.get("score", "dbp_distance")
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.keep = check_fraction(self.key("keep"), self.param("keep"))
 
     def select(self, scores, candidates):
-        fraction = keep_fraction(self.params["keep"], f"selection[{self.name}].keep")
-        clusters = self.column(scores, self.params.get("cluster", "dbp_cluster"))
-        weights = self.column(scores, self.params.get("weight", "dbp_weight"))
-        values = self.column(scores, self.score_column)
+        clusters = self.column(scores, "cluster")
+        weights = self.column(scores, "weight")
+        values = self.column(scores, "score")
         usable = candidates & (clusters >= 0) & np.isfinite(values) & np.isfinite(weights)
         rows = np.flatnonzero(usable)
-        n_keep = min(count_for(fraction, int(candidates.sum())), len(rows))
+        n_keep = min(count_for(self.keep, int(candidates.sum())), len(rows))
         ids, inv = np.unique(clusters[rows].astype(np.int64), return_inverse=True)
         sizes = np.bincount(inv, minlength=len(ids))
         first = np.unique(inv, return_index=True)[1]
@@ -191,27 +205,44 @@ class ClusterQuota(Policy):
         return {"cluster_quota": self._quota, "cluster_rank": self._rank}
 
 
-class Prototypes(Policy):
-    """Prototypicality selection (METHODS.md A4): keep the hard (far) or easy (near) `fraction` of rows.
+PREFER = ("hard", "easy")
 
-    A thin wrapper of `top_fraction`: `keep: hard` ranks `score` descending, `keep: easy` ascending.
+
+class Prototypes(Policy):
+    """Prototypicality selection (METHODS.md A4): keep the hard (far) or easy (near) `keep` fraction of rows.
+
+    The same rule as `top_fraction` without an offset: ``prefer: hard`` ranks `score` descending,
+    ``prefer: easy`` ascending.
+
+    Parameters
+    ----------
+    keep : float in (0, 1]
+        Fraction of the candidates to keep.
+    prefer : {"hard", "easy"}, default "hard"
+        "hard" keeps the rows farthest from their centroid (abundant data), "easy" the nearest
+        (scarce data).
+    score : str, default "proto_distance"
+        Distance column.
     """
 
     name = "prototypes"
-    required = ("fraction",)
+    required = ("keep",)
+    defaults = {"prefer": "hard", "score": "proto_distance"}
     params_doc = {
-        "fraction": "fraction of the candidates to keep, in (0, 1]",
-        "keep": "'hard' keeps the rows farthest from their centroid (default; abundant data), 'easy' the nearest (scarce data)",
+        "keep": "fraction of the candidates to keep, in (0, 1]",
+        "prefer": "'hard' keeps the rows farthest from their centroid (default; abundant data), 'easy' the nearest (scarce data)",
         "score": "distance column (default proto_distance)",
     }
 
-    @property
-    def score_column(self) -> str:
-        return self.params.get("score", "proto_distance")
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        keep = check_fraction(self.key("keep"), self.param("keep"), hint="; choose hard or easy rows with prefer: hard|easy")
+        prefer = check_choice(self.key("prefer"), self.param("prefer"), PREFER)
+        self.keep, self.prefer = keep, prefer
 
     def select(self, scores, candidates):
-        which = self.params.get("keep", "hard")
-        if which not in ("hard", "easy"):
-            raise ConfigError(f"selection[{self.name}].keep", which, "'hard' or 'easy'")
-        inner = TopFraction(score=self.score_column, keep=self.params["fraction"], direction="high" if which == "hard" else "low")
-        return inner.select(scores, candidates)
+        rows = np.flatnonzero(candidates)
+        order = ranked(self.column(scores), rows, descending=self.prefer == "hard")
+        mask = np.zeros_like(candidates)
+        mask[order[: count_for(self.keep, len(rows))]] = True
+        return mask

@@ -22,7 +22,7 @@ def test_fit_assign_on_real_embeddings(seeded_duplicates):
     assert model.centroids_.shape == (8, x.shape[1])
     assert model.n_samples_fit_ == 8 * 40  # the sample respects max_points_per_centroid
     np.testing.assert_allclose(np.linalg.norm(model.centroids_, axis=1), 1.0, atol=1e-5)
-    labels, dist = model.assign(x.astype(np.float16), batch_size=37)  # float16 like the cache, odd batches
+    labels, dist = model.assign(x.astype(np.float16), assign_rows=37)  # float16 like the cache, odd batches
     sims = x @ model.centroids_.T
     np.testing.assert_array_equal(labels, sims.argmax(1))  # nearest centroid
     np.testing.assert_allclose(dist, 1 - sims.max(1), atol=2e-3)
@@ -88,7 +88,7 @@ def test_bad_input(seeded_duplicates):
     with pytest.raises(InputDataError, match="row 12 contains NaN or inf"):
         SphericalKMeans(2).fit(bad, rows=rows)
     with pytest.raises(InputDataError, match="row 12 contains NaN or inf"):
-        model.assign(bad, rows=rows, batch_size=8)
+        model.assign(bad, rows=rows, assign_rows=8)
 
 
 def test_assignment_resumes_from_shards(tmp_path, seeded_duplicates):

@@ -148,7 +148,7 @@ def test_saved_centroids_are_reused_by_a_later_run(tmp_path, sst2_with_invalid):
     saved = first.out_dir / "report" / "prototypicality_centroids.npz"
     cfg = _config(sst2_with_invalid, tmp_path / "second")
     cfg["scorers"] = [{"name": "prototypicality", "params": {"centroids": str(saved), "random_state": 99}}]
-    cfg["selection"] = [{"policy": "prototypes", "keep": "easy", "fraction": 0.5}]
+    cfg["selection"] = [{"policy": "prototypes", "prefer": "easy", "keep": 0.5}]
     second = curate(cfg)
     a, b = pq.read_table(first.scores_path), pq.read_table(second.scores_path)
     np.testing.assert_array_equal(a.column("proto_distance").to_numpy(), b.column("proto_distance").to_numpy())

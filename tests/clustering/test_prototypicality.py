@@ -10,9 +10,9 @@ import pytest
 from datapruner.curation.clustering import SphericalKMeans
 from datapruner.errors import ConfigError
 from datapruner.scorers.prototypicality import (
-    get_class_prototype_distances,
-    get_class_prototypes,
-    get_prototypicality_scores,
+    class_prototype_distances,
+    class_prototypes,
+    prototypicality_scores,
 )
 from datapruner.selection.quotas import Prototypes
 
@@ -32,8 +32,8 @@ def test_flipped_labels_lie_farther_from_their_class_prototype(banking):
     flipped = rng.random(len(labels)) < 0.1
     noisy = labels.copy()
     noisy[flipped] = (labels[flipped] + rng.integers(1, k, flipped.sum())) % k  # always a different class
-    prototypes = get_class_prototypes(x, noisy, n_classes=k)
-    d = get_class_prototype_distances(x, noisy, prototypes)
+    prototypes = class_prototypes(x, noisy, n_classes=k)
+    d = class_prototype_distances(x, noisy, prototypes)
     gap = d[flipped].mean() - d[~flipped].mean()
     print(f"class-prototype distance: flipped {d[flipped].mean():.3f}, clean {d[~flipped].mean():.3f}")
     assert gap > 0.15  # measured about 0.3 on this sample
@@ -41,7 +41,7 @@ def test_flipped_labels_lie_farther_from_their_class_prototype(banking):
 
 def test_self_supervised_distance_on_real_data(banking):
     x, labels, k = banking
-    dist = get_prototypicality_scores(x, labels=labels, random_state=0)  # default k = 77 classes
+    dist = prototypicality_scores(x, labels=labels, random_state=0)  # default k = 77 classes
     assert dist.shape == (len(x),) and np.all((dist >= 0) & (dist <= 2))
     model = SphericalKMeans(k, random_state=0).fit(x)
     cluster, d2 = model.assign(x)
@@ -55,20 +55,25 @@ def test_self_supervised_distance_on_real_data(banking):
     assert dist[~majority].mean() > dist[majority].mean()
     # the score ignores labels: another labelling with the same k gives the same scores
     shuffled = np.random.default_rng(1).permutation(labels)
-    np.testing.assert_array_equal(dist, get_prototypicality_scores(x, labels=shuffled, random_state=0))
+    np.testing.assert_array_equal(dist, prototypicality_scores(x, labels=shuffled, random_state=0))
 
 
 def test_prototypes_policy_keeps_hard_or_easy(banking):
     x, labels, _ = banking
-    dist = get_prototypicality_scores(x, n_clusters=30, random_state=0)
+    dist = prototypicality_scores(x, n_clusters=30, random_state=0)
     scores = {"proto_distance": dist}
     all_rows = np.ones(len(dist), dtype=bool)
-    hard = Prototypes(fraction=0.25).select(scores, all_rows)
-    easy = Prototypes(fraction=0.25, keep="easy").select(scores, all_rows)
+    hard = Prototypes(keep=0.25).select(scores, all_rows)
+    easy = Prototypes(keep=0.25, prefer="easy").select(scores, all_rows)
     assert hard.sum() == easy.sum() == 300
     assert dist[hard].min() >= dist[~hard].max()
     assert dist[easy].max() <= dist[~easy].min()
-    with pytest.raises(ConfigError, match="'hard' or 'easy'"):
-        Prototypes(fraction=0.5, keep="medium").select(scores, all_rows)
-    with pytest.raises(ConfigError, match=r"\(0, 1\]"):
-        Prototypes(fraction=0).select(scores, all_rows)
+    # every parameter is checked when the policy is built, before any scores exist
+    with pytest.raises(ConfigError, match=r"selection\[prototypes\]\.prefer.*'hard', 'easy'"):
+        Prototypes(keep=0.5, prefer="medium")
+    with pytest.raises(ConfigError, match=r"selection\[prototypes\]\.keep.*\(0, 1\]"):
+        Prototypes(keep=0)
+    with pytest.raises(ConfigError, match=r"selection\[prototypes\]\.keep.*prefer: hard\|easy"):
+        Prototypes(keep="hard")  # the old spelling says where the choice moved
+    with pytest.raises(ConfigError, match=r"selection\[prototypes\]\.fraction"):
+        Prototypes(fraction=0.5)

@@ -9,7 +9,7 @@ import pytest
 
 from datapruner.curation.clustering import SphericalKMeans
 from datapruner.errors import ConfigError
-from datapruner.scorers.density import get_cluster_complexity, get_density_weights
+from datapruner.scorers.density import cluster_complexity, density_weights
 from datapruner.selection.quotas import ClusterQuota, cluster_quotas, quota_lower_bounds, water_fill
 
 
@@ -32,7 +32,7 @@ def test_quotas_match_brute_force(seed):
     if sizes.sum() == 0:
         sizes[0] = 3
     n_keep = int(rng.integers(0, sizes.sum() + 1))
-    p = get_density_weights(rng.normal(0, 0.3, k), tau=0.5)
+    p = density_weights(rng.normal(0, 0.3, k), tau=0.5)
     a = p * n_keep
     lower = quota_lower_bounds(sizes, n_keep)
     quotas = cluster_quotas(p, sizes, n_keep)
@@ -67,8 +67,8 @@ def real_clusters(seeded_duplicates):
     x = seeded_duplicates.embeddings
     model = SphericalKMeans(20, random_state=0).fit(x)
     labels, dist = model.assign(x)
-    stats = get_cluster_complexity(labels, dist, model.centroids_)
-    stats["weight"] = get_density_weights(stats["complexity"], tau=0.5)
+    stats = cluster_complexity(labels, dist, model.centroids_)
+    stats["weight"] = density_weights(stats["complexity"], tau=0.5)
     return labels, dist, stats
 
 
@@ -123,6 +123,12 @@ def test_cluster_quota_bad_keep_fraction(real_clusters):
     scores = {"dbp_cluster": labels.astype(float), "dbp_distance": dist.astype(float), "dbp_weight": stats["weight"][labels]}
     for bad in (0, -0.1, 1.5, "half"):
         with pytest.raises(ConfigError, match=r"selection\[cluster_quota\]\.keep.*\(0, 1\]"):
-            ClusterQuota(keep=bad).select(scores, np.ones(len(labels), dtype=bool))
+            ClusterQuota(keep=bad)  # fails when built, before select
+    # a missing column is named by the parameter that points at it
+    del scores["dbp_cluster"]
+    with pytest.raises(ConfigError, match=r"selection\[cluster_quota\]\.cluster.*'dbp_cluster'"):
+        ClusterQuota(keep=0.5).select(scores, np.ones(len(labels), dtype=bool))
+    scores["clusters_elsewhere"] = labels.astype(float)
+    assert ClusterQuota(keep=0.5, cluster="clusters_elsewhere").select(scores, np.ones(len(labels), dtype=bool)).sum() == round(0.5 * len(labels))
     with pytest.raises(ConfigError, match="tau"):
-        get_density_weights(stats["complexity"], tau=0)
+        density_weights(stats["complexity"], tau=0)

@@ -23,12 +23,12 @@ FLOORS = {"sst2": 0.45, "banking77": 0.75}  # measured ~0.59 / ~0.90; flip rate 
 @pytest.mark.parametrize("name", ["sst2", "banking77"])
 def test_el2n_ranks_flipped_rows_first(name, noisy_samples, fitted_proxies, precision_at):
     s, proxy = noisy_samples[name], fitted_proxies[name]
-    scores = el2n_scores(proxy.seed_pred_probs_, s.noisy)
+    scores = el2n_scores(s.noisy, proxy.seed_pred_probs_)
     p = precision_at(scores, s.flipped)
     print(f"{name}: EL2N precision@k = {p:.3f} (flip rate {s.flipped.mean():.2f})")
     assert p >= FLOORS[name]
     # the same probabilities scored against the clean labels no longer single out the flipped rows
-    assert precision_at(el2n_scores(proxy.seed_pred_probs_, s.clean), s.flipped) < p - 0.15
+    assert precision_at(el2n_scores(s.clean, proxy.seed_pred_probs_), s.flipped) < p - 0.15
 
 
 @pytest.mark.parametrize("name", ["sst2", "banking77"])
@@ -87,8 +87,8 @@ def test_grand_near_initialisation_ranks_flipped_rows_first(name, noisy_samples,
     for epochs in (0, 10):
         models = []
         for seed in range(5):
-            model = make_proxy_model(s.embeddings.shape[1], s.n_classes, seed=seed_for(0, seed, 10))
-            train_proxy_model(model, s.embeddings, s.noisy, epochs=epochs, lr=1e-2, weight_decay=1e-4, batch_size=64, seed=seed_for(0, seed, 11))
+            model = make_proxy_model(s.embeddings.shape[1], s.n_classes, random_state=seed_for(0, seed, 10))
+            train_proxy_model(model, s.embeddings, s.noisy, epochs=epochs, lr=1e-2, weight_decay=1e-4, batch_size=64, random_state=seed_for(0, seed, 11))
             models.append(model)
         result[epochs] = precision_at(grand_scores(models, s.embeddings, s.noisy), s.flipped)
     print(f"{name}: GraNd precision@k = {result[0]:.3f} at init, {result[10]:.3f} after 10 epochs")

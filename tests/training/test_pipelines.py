@@ -94,11 +94,11 @@ def test_noisy_banking77_through_the_pipeline(tmp_path, noisy_samples):
     assert (~keep)[s.flipped].mean() > (~keep)[~s.flipped].mean() + 0.05
     assert set(t["quadrant"]) <= {"Q1", "Q2", "Q3", "Q4", "unassigned"}
     assert (r.out_dir / "report" / "eu_plane.png").stat().st_size > 10_000
-    # one proxy fit is shared by the three scorers (same parameters, cached), so this equals el2n_scores
+    # one proxy fit is shared by the three scorers of the run (same parameters), so this equals el2n_scores
     from datapruner.curation.proxy import ProxyClassifier
 
     proxy = ProxyClassifier(random_state=0).fit(s.embeddings, s.noisy, n_classes=s.n_classes)
-    np.testing.assert_allclose(t["el2n"], el2n_scores(proxy.seed_pred_probs_, s.noisy), rtol=1e-6)
+    np.testing.assert_allclose(t["el2n"], el2n_scores(s.noisy, proxy.seed_pred_probs_), rtol=1e-6)
 
 
 # ---- bring your own logits / probabilities ----------------------------------------------------
@@ -125,7 +125,7 @@ def test_logits_and_probability_columns_replace_the_proxy(tmp_path):
     path = _byo(tmp_path, logits, probs=[list(map(float, p)) for p in probs])
     labels = np.arange(30) % 3
     r = curate(_byo_cfg(path, tmp_path / "a", "el2n", {"logits_column": "logits"}))
-    np.testing.assert_allclose(r.scores["el2n"], el2n_scores(probs, labels), rtol=1e-9)
+    np.testing.assert_allclose(r.scores["el2n"], el2n_scores(labels, probs), rtol=1e-9)
     r = curate(_byo_cfg(path, tmp_path / "b", "confident_learning", {"probs_column": "probs"}))
     np.testing.assert_array_equal(r.scores["suggested_label"].astype(int), probs.argmax(1))
     r = curate(_byo_cfg(path, tmp_path / "c", "eu_quadrants", {"task": "classification", "probs_column": "probs"}))

@@ -20,18 +20,18 @@ HANDMADE_LABELS = np.array([0, 2, 0])
 # ---- EL2N -----------------------------------------------------------------------------------
 def test_el2n_matches_closed_form():
     expected = np.sqrt([0.3**2 + 0.2**2 + 0.1**2, 0.1**2 + 0.1**2 + 0.2**2, 0.75**2 + 0.5**2 + 0.25**2])
-    np.testing.assert_allclose(el2n_scores(HANDMADE, HANDMADE_LABELS), expected, rtol=1e-12)
+    np.testing.assert_allclose(el2n_scores(HANDMADE_LABELS, HANDMADE), expected, rtol=1e-12)
     # perfect and maximally wrong one-hot predictions: 0 and sqrt(2)
-    np.testing.assert_allclose(el2n_scores(np.eye(3), [0, 1, 2]), 0.0, atol=1e-12)
-    np.testing.assert_allclose(el2n_scores(np.eye(3), [1, 2, 0]), np.sqrt(2.0))
+    np.testing.assert_allclose(el2n_scores([0, 1, 2], np.eye(3)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(el2n_scores([1, 2, 0], np.eye(3)), np.sqrt(2.0))
 
 
 def test_el2n_averages_norms_over_runs_not_probabilities():
     runs = np.array([[[0.8, 0.2, 0.0]], [[0.2, 0.0, 0.8]]])  # S=2 runs, one example of class 0
     per_run = [np.sqrt(0.2**2 + 0.2**2), np.sqrt(0.8**2 + 0.8**2)]
-    np.testing.assert_allclose(el2n_scores(runs, [0]), [np.mean(per_run)])
+    np.testing.assert_allclose(el2n_scores([0], runs), [np.mean(per_run)])
     # the norm of the mean prediction, sqrt(0.42), is a different quantity
-    np.testing.assert_allclose(el2n_scores(runs.mean(0), [0]), [np.sqrt(0.42)])
+    np.testing.assert_allclose(el2n_scores([0], runs.mean(0)), [np.sqrt(0.42)])
 
 
 # ---- classification error / uncertainty (A8) --------------------------------------------------
@@ -42,18 +42,18 @@ def test_error_uncertainty_closed_form():
 
 
 # ---- bad input, the same message family for every function ------------------------------------
-@pytest.mark.parametrize("fn", [el2n_scores, lambda p, y: label_quality(y, p), lambda p, y: error_uncertainty(y, p)])
+@pytest.mark.parametrize("fn", [el2n_scores, label_quality, error_uncertainty])
 def test_rows_not_summing_to_one_are_rejected(fn):
     bad = HANDMADE.copy()
     bad[1] = [0.1, 0.1, 0.1]
     with pytest.raises(InputDataError, match=r"must sum to 1; row \[1\] sums to 0.3"):
-        fn(bad, HANDMADE_LABELS)
+        fn(HANDMADE_LABELS, bad)
 
 
-@pytest.mark.parametrize("fn", [el2n_scores, lambda p, y: label_quality(y, p), lambda p, y: error_uncertainty(y, p)])
+@pytest.mark.parametrize("fn", [el2n_scores, label_quality, error_uncertainty])
 def test_class_index_out_of_range_is_rejected(fn):
     with pytest.raises(InputDataError, match=r"labels\[2\] = 3 is out of range; expected class indices in 0..2"):
-        fn(HANDMADE, [0, 2, 3])
+        fn([0, 2, 3], HANDMADE)
 
 
 def test_nan_logits_and_nan_probabilities_are_rejected():
@@ -61,7 +61,7 @@ def test_nan_logits_and_nan_probabilities_are_rejected():
     with pytest.raises(InputDataError, match=r"non-finite value .* at index \[1, 0\]"):
         softmax(logits)
     with pytest.raises(InputDataError, match="non-finite"):
-        el2n_scores(np.array([[0.5, 0.5], [np.nan, 0.5]]), [0, 1])
+        el2n_scores([0, 1], np.array([[0.5, 0.5], [np.nan, 0.5]]))
 
 
 def test_logits_passed_as_probabilities_get_a_hint():

@@ -26,7 +26,7 @@ def test_plain_helper_matches_the_pure_functions():
     assert model.training  # the helper restores the training mode
     with torch.no_grad():
         probs = torch.softmax(model(X), -1).double().numpy()
-    np.testing.assert_allclose(out["el2n"], el2n_scores(probs, y.numpy()), rtol=1e-6)
+    np.testing.assert_allclose(out["el2n"], el2n_scores(y.numpy(), probs), rtol=1e-6)
     np.testing.assert_allclose(out["grand"], grand_scores(model, X, y), rtol=1e-6)
     with pytest.raises(ConfigError, match="subset of"):
         example_scores(model, X, y, scores=("forgetting",))
