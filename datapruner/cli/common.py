@@ -1,4 +1,4 @@
-"""Flags shared by the curation subcommands, and the dict config they build."""
+"""Flags shared by the subcommands (``--threads`` on every one), and the curation dict config."""
 
 from __future__ import annotations
 
@@ -6,9 +6,32 @@ import argparse
 from typing import Any
 
 
+def add_threads_flag(p) -> None:
+    """``--threads N``: the one threads flag of every command (config key ``models.threads``)."""
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads, an integer >= 1 (overrides models.threads; default 1)")
+
+
+def parse_key_value(item: str, flag: str, example: str) -> tuple[str, Any]:
+    """Split ``KEY=VALUE`` from a repeatable flag; the value is parsed as YAML (``0.2`` -> float).
+
+    Raises
+    ------
+    ConfigError : no ``=`` or an empty key, naming `flag` and showing `example`.
+    """
+    import yaml
+
+    from datapruner.errors import ConfigError
+
+    key, eq, value = item.partition("=")
+    if not eq or not key:
+        raise ConfigError(flag, item, f"KEY=VALUE, e.g. {example}")
+    return key, yaml.safe_load(value)
+
+
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
-    g.add_argument("--threads", type=int, default=None, help="torch threads (default: config, else 1)")
+    add_threads_flag(g)
     g.add_argument("--lm", default=None, help="reference causal LM: 'bundled-smollm2' or a Hugging Face folder")
     g.add_argument("--embedder", default=None, help="embedder: 'bundled-minilm' or a sentence-transformers folder")
 
@@ -30,22 +53,16 @@ def add_input_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder")
 
 
-def _parse_value(text: str) -> Any:
-    import yaml
-
-    return yaml.safe_load(text)
-
-
 def config_from_flags(args: argparse.Namespace, selection: list[dict[str, Any]]) -> dict[str, Any]:
     params: dict[str, dict[str, Any]] = {name: {} for name in args.scorer}
     for item in args.param:
-        key, _, value = item.partition("=")
-        scorer, _, name = key.partition(".")
-        if scorer not in params or not name or not _:
+        key, value = parse_key_value(item, "--param", "perplexity.response_only=true")
+        scorer, dot, name = key.partition(".")
+        if scorer not in params or not name or not dot:
             from datapruner.errors import ConfigError
 
             raise ConfigError("--param", item, f"SCORER.KEY=VALUE with SCORER one of {args.scorer}")
-        params[scorer][name] = _parse_value(value)
+        params[scorer][name] = value
     columns = {"text": args.text_column, "label": args.label_column, "id": args.id_column,
                "prompt": args.prompt_column, "response": args.response_column}
     models = {k: v for k, v in {"threads": args.threads, "lm": args.lm, "embedder": args.embedder}.items() if v is not None}

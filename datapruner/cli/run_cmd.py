@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datapruner.cli.common import add_threads_flag
+
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a curation config (YAML)", description=__doc__)
     p.add_argument("config", help="YAML config; relative paths resolve against its folder")
     p.add_argument("--out", default=None, help="override output.dir")
-    p.add_argument("--threads", type=int, default=None, help="override models.threads")
+    add_threads_flag(p)
     p.set_defaults(func=run)
 
 
@@ -19,5 +21,6 @@ def run(args) -> int:
     cfg = load_config(args.config, out=args.out)
     if args.threads is not None:
         cfg.models.threads = args.threads
+        cfg.validate()
     print_result(curate(cfg))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from datapruner.cli.common import add_threads_flag
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -20,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="folder holding the QA files (e.g. ../shared/data/qa)")
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--random-state", type=int, default=0, help="seed of every random choice (data order, sampling, init)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate of the trained encoder layers")
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-length", type=int, default=256, help="encoder window in tokens")
     p.add_argument("--nq-train", type=int, default=500, help="NQ-open training questions to use")
     p.add_argument("--per-source", type=int, default=None, help="cap examples per source (smoke runs)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    add_threads_flag(p)
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     p.set_defaults(func=run)
 
@@ -44,10 +46,10 @@ def run(args) -> int:
     from datapruner.pipelines.train_pruner import TrainConfig, train_pruner, write_metrics
 
     log = logging.getLogger("datapruner.train_pruner")
-    set_threads(args.threads)
+    set_threads(args.threads or 1)
     config = TrainConfig(
         epochs=args.epochs,
-        seed=args.seed,
+        random_state=args.random_state,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -80,7 +82,7 @@ def run(args) -> int:
 
 
 _OPTIONS = (
-    "data", "out", "epochs", "seed", "max_steps", "batch_size", "lr", "head_lr", "rank_weight",
+    "data", "out", "epochs", "random_state", "max_steps", "batch_size", "lr", "head_lr", "rank_weight",
     "train_layers", "max_length", "nq_train", "per_source", "threads",
 )
 

@@ -1,5 +1,5 @@
 """`datapruner train-pruner` end to end on a few real examples: small shipped file, reproducible
-for a seed, loadable offline, and trained (weights move away from the base encoder)."""
+for a random_state, loadable offline, and trained (weights move away from the base encoder)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ def test_train_pruner_command_is_reproducible_and_loads(tmp_path, shared_data):
     for name in ("a", "b"):
         out = tmp_path / name
         argv = ["train-pruner", "--data", str(shared_data / "qa"), "--out", str(out)]
-        argv += ["--per-source", "6", "--max-steps", "2", "--batch-size", "4", "--no-eval", "--seed", "3"]
+        argv += ["--per-source", "6", "--max-steps", "2", "--batch-size", "4", "--no-eval", "--random-state", "3"]
         assert main(argv) == 0
         outs.append(out)
     a, b = ((o / "pruner.safetensors").read_bytes() for o in outs)
-    assert a == b  # same seed, same bytes
+    assert a == b  # same random_state, same bytes
     assert len(a) < 8_000_000
     record = json.loads((outs[0] / "pruner.json").read_text())
     assert record["command"].startswith("datapruner train-pruner --data")
-    assert record["train_config"]["seed"] == 3 and record["steps"] == 2
+    assert record["train_config"]["random_state"] == 3 and record["steps"] == 2
     assert record["data"]["by_source"] == {"hotpotqa": 6, "xquad": 6, "nq": 6}
 
     state = load_file(str(outs[0] / "pruner.safetensors"))
