@@ -472,23 +472,29 @@ def compress_config_from_dict(
     for name, cls in _COMPRESS_SECTIONS.items():
         values = dict(_section(raw, name))
         given = {k: v for k, v in _section(overrides, name).items() if v is not None}
-        for key in ("input", "out"):  # the batch paths
-            if name == "batch" and values.get(key) is not None:
-                values[key] = _resolve(base, values[key])
-            if name == "batch" and given.get(key) is not None:
-                given[key] = _resolve(Path.cwd(), given[key])
-        if name == "compress":
-            values.update(override_budget({k: values.get(k) for k in BUDGET_KEYS}, given))
-            if given.get("method", values.get("method")) != values.get("method"):
-                values.pop("params", None)  # they were the params of the configured method
-            if "params" in given and isinstance(values.get("params"), Mapping):
-                given["params"] = {**values["params"], **given["params"]}
-            given = {k: v for k, v in given.items() if k not in BUDGET_KEYS}
-        merged = {**values, **given}
-        if isinstance(merged.get("force_keep"), str):
-            merged["force_keep"] = [merged["force_keep"]]
+        if name == "batch":
+            for key in ("input", "out"):
+                if values.get(key) is not None:
+                    values[key] = _resolve(base, values[key])
+                if given.get(key) is not None:
+                    given[key] = _resolve(Path.cwd(), given[key])
+        merged = _merge_compress(values, given) if name == "compress" else {**values, **given}
         sections[name] = _build(cls, merged, name)
     return CompressConfig(**sections).validate()
+
+
+def _merge_compress(configured: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The ``compress`` section with the flags on top (see :func:`compress_config_from_dict`)."""
+    merged = {**configured, **override_budget(configured, given)}
+    method = configured.get("method", CompressSection.method)
+    if given.get("method", method) != method:
+        merged.pop("params", None)  # they were the params of the configured method
+    if isinstance(given.get("params"), Mapping) and isinstance(merged.get("params"), Mapping):
+        given = {**given, "params": {**merged["params"], **given["params"]}}
+    merged.update({k: v for k, v in given.items() if k not in BUDGET_KEYS})
+    if isinstance(merged.get("force_keep"), str):
+        merged["force_keep"] = [merged["force_keep"]]
+    return merged
 
 
 def load_compress_config(

@@ -140,6 +140,7 @@ def test_a_given_budget_replaces_the_configured_one(tmp_path):
     cfg = load_compress_config(path, overrides={"compress": {"target_tokens": 30, "params": {"alpha": 2.0}}})
     assert cfg.budget() == {"target_tokens": 30, "rate": None, "threshold": None}
     assert cfg.compress.params == {"temperature": 0.2, "alpha": 2.0}  # --param adds to the configured params
+    assert load_compress_config(path, overrides={"compress": {"method": "mig"}}).compress.params == {"temperature": 0.2}
     cfg = load_compress_config(path, overrides={"compress": {"method": "bm25"}})
     assert cfg.compress.params == {} and cfg.budget()["rate"] == 0.25  # another method starts from its defaults
 
