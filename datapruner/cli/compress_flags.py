@@ -54,10 +54,10 @@ def add_compress_parser(sub, name: str, **kwargs) -> argparse.ArgumentParser:
     budget.add_argument("--rate", type=float, default=None, help="hard cap as a fraction of the input tokens, in (0, 1]")
     g.add_argument("--threshold", type=float, default=None, help="with no budget: the method's keep threshold (below)")
     g.add_argument("--tokenizer", default=None, help="tokenizer that counts the budget (default bundled-smollm2)")
-    g.add_argument("--reorder", choices=["relevance"], default=None, help="order passages by relevance")
+    g.add_argument("--reorder", default=None, help="'relevance' orders passages by relevance (default: input order)")
     g.add_argument("--force-keep", action="append", default=None, metavar="PATTERN",
                    help="keep units matching 'numbers', 'entities' or a regex (repeatable)")
-    g.add_argument("--content", choices=["text", "code"], default=None, help="text (sentences) or code (functions, statements)")
+    g.add_argument("--content", default=None, help="'text' (sentences, default) or 'code' (functions, statements)")
     g.add_argument("--language", default=None, help="code language (python uses ast; others a blank-line fallback)")
     g.add_argument("--max-unit-tokens", type=int, default=None, help="longer units are split at word boundaries (default 128)")
     g.add_argument("--random-state", type=int, default=None, help="seed of every random choice (default 0)")

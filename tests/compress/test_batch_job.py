@@ -169,6 +169,7 @@ def test_cli_compress_and_batch_with_config(test_data, tmp_path, capsys):
         (["--param", "temperature"], "'--param' has value 'temperature'; expected KEY=VALUE"),
         (["--threads", "0"], "'models.threads' has value 0; expected an integer >= 1"),
         (["--method", "lead", "--threshold", "0.3"], "'compress.threshold' has value 0.3; expected no threshold"),
+        (["--content", "cod"], "'content' has value 'cod'; expected one of 'text', 'code'"),
     ],
 )
 def test_cli_compress_errors_name_key_and_value(tmp_path, capsys, flags, message):
