@@ -83,7 +83,7 @@ def worker(path: Path, n: int, work: Path, threads: int, seed: int) -> dict:
     import faiss
 
     from datapruner.curation.clustering import SphericalKMeans, assign_resumable, default_n_clusters
-    from datapruner.scorers.density import get_cluster_complexity, get_density_weights
+    from datapruner.scorers.density import cluster_complexity, density_weights
     from datapruner.scorers.semdedup import count_duplicates, semdedup_pass
     from datapruner.selection.quotas import ClusterQuota, Prototypes
 
@@ -102,12 +102,12 @@ def worker(path: Path, n: int, work: Path, threads: int, seed: int) -> dict:
     times["assign"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    proto_keep = Prototypes(fraction=0.7, keep="hard").select({"proto_distance": dist.astype(np.float64)}, rows.copy())
+    proto_keep = Prototypes(keep=0.7, prefer="hard").select({"proto_distance": dist.astype(np.float64)}, rows.copy())
     times["proto"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    stats = get_cluster_complexity(labels, dist, model.centroids_)
-    weight = get_density_weights(stats["complexity"], tau=0.5)
+    stats = cluster_complexity(labels, dist, model.centroids_)
+    weight = density_weights(stats["complexity"], tau=0.5)
     scores = {"dbp_cluster": labels.astype(np.float64), "dbp_distance": dist.astype(np.float64), "dbp_weight": weight[labels]}
     dbp_keep = ClusterQuota(keep=0.5).select(scores, rows.copy())
     times["dbp"] = time.perf_counter() - t

@@ -18,7 +18,7 @@ Methods (policy chains; f = keep fraction of the N train rows):
   el2n_easy_balanced     cluster_quota over the label classes, uniform weights, easiest EL2N first
                          (equal per-class quotas by the library's water-filling) [extra: class-balanced]
   grand                  top_fraction(grand, keep f, high); GraNd at initialisation (the paper's)
-  proto_hard / proto_easy  prototypes(fraction f, keep hard / easy), k = number of classes
+  proto_hard / proto_easy  prototypes(keep f, prefer hard / easy), k = number of classes
   dbp                    density scorer (k = 20 clusters) + cluster_quota(keep f)
   semdedup_dbp           semdedup (eps 0.01) -> density on the survivors -> drop_flagged -> cluster_quota
   ppl_middle             band(perplexity, keep f, middle) under the bundled SmolLM2-135M
@@ -100,8 +100,8 @@ def selections(method: str, scores: dict, f: float, n: int) -> np.ndarray:
         "el2n_easy": [{"policy": "top_fraction", "score": "el2n", "keep": f, "direction": "low"}],
         "el2n_easy_balanced": [{"policy": "cluster_quota", "keep": f, "cluster": "label_class", "weight": "uniform_weight", "score": "neg_el2n"}],
         "grand": [{"policy": "top_fraction", "score": "grand", "keep": f, "direction": "high"}],
-        "proto_hard": [{"policy": "prototypes", "fraction": f, "keep": "hard"}],
-        "proto_easy": [{"policy": "prototypes", "fraction": f, "keep": "easy"}],
+        "proto_hard": [{"policy": "prototypes", "keep": f, "prefer": "hard"}],
+        "proto_easy": [{"policy": "prototypes", "keep": f, "prefer": "easy"}],
         "dbp": [{"policy": "cluster_quota", "keep": f}],
         "ppl_middle": [{"policy": "band", "score": "perplexity", "keep": f, "band": "middle"}],
         "quadrants": [{"policy": "quadrants", "keep": f}],

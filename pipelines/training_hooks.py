@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from datapruner.errors import ConfigError, InputDataError
+from datapruner.scorers.grand import SCOPES
+from datapruner.validation import check_choice, check_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -196,14 +198,14 @@ class ExampleScoreCallback(_callback_base()):
     ):
         self.dataset = dataset
         self.path = Path(path)
-        self.epochs = sorted({int(e) for e in epochs})
+        self.epochs = sorted({check_positive_int("epochs[]", e) for e in epochs})
         self.scores = _check_scores(scores)
         self.id_column = id_column
         self.label_column = label_column
         self.input_columns = list(input_columns) if input_columns is not None else None
         self.collate_fn = collate_fn
-        self.batch_size = batch_size
-        self.scope = scope
+        self.batch_size = check_positive_int("batch_size", batch_size, hint=" (rows per scoring batch)")
+        self.scope = check_choice("scope", scope, SCOPES)
         self.rows: dict[str, list] = {"id": [], "epoch": [], "seed": [], **{s: [] for s in self.scores}}
         self.recorded_epochs_: list[int] = []
 

@@ -161,9 +161,7 @@ class SphericalKMeans:
         self.n_clusters = check_positive_int("n_clusters", _plain_int(n_clusters))
         self.max_points_per_centroid = check_positive_int("max_points_per_centroid", _plain_int(max_points_per_centroid), hint=" (default 256)")
         self.n_iter = check_positive_int("n_iter", _plain_int(n_iter), hint=" (default 20)")
-        if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-            raise ConfigError("random_state", random_state, "an integer")
-        self.random_state = int(random_state)
+        self.random_state = check_positive_int("random_state", _plain_int(random_state), minimum=0, hint=" (a seed)")
 
     # ---- fitting ---------------------------------------------------------------------------
     def sample_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -447,8 +445,8 @@ def cluster_options(name: str, params: dict[str, Any]) -> tuple[dict[str, Any], 
         return None if value is None else check_positive_int(f"{where}.{key}", value)
 
     rs = params.get("random_state")
-    if rs is not None and (isinstance(rs, bool) or not isinstance(rs, (int, np.integer))):
-        raise ConfigError(f"{where}.random_state", rs, "an integer")
+    if rs is not None:
+        rs = check_positive_int(f"{where}.random_state", _plain_int(rs), minimum=0, hint=" (a seed)")
     centroids = params.get("centroids")
     if centroids is not None and not isinstance(centroids, (str, Path)):
         raise ConfigError(f"{where}.centroids", centroids, "a path to a centroids .npz file")

@@ -282,8 +282,8 @@ class ProxyClassifier:
             raise ConfigError(key("n_folds"), 1, "0 (no cross-validation) or an integer >= 2")
         check_number(key("lr"), self.lr, low=0.0, low_open=True)
         check_number(key("weight_decay"), self.weight_decay, low=0.0)
-        if isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer)):
-            raise ConfigError(key("random_state"), self.random_state, "an integer")
+        rs = int(self.random_state) if isinstance(self.random_state, np.integer) else self.random_state
+        check_positive_int(key("random_state"), rs, minimum=0, hint=" (a seed)")
         return self
 
     def fit(self, embeddings: Any, labels: Any, *, n_classes: int | None = None) -> "ProxyClassifier":

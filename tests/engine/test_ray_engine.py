@@ -40,3 +40,14 @@ def test_ray_engine_runs_a_model_step(tmp_path, sst2_parquet, curation_config, r
     assert np.all(np.isfinite(ppl)) and len(ppl) == 120
     expected = [s.perplexity for s in causal_lm.token_stats(pq.read_table(sst2_parquet).column("sentence").to_pylist()[:5])]
     assert np.allclose(ppl[:5], expected, rtol=1e-3)
+
+
+def test_ray_workers_read_embeddings_from_the_cache(tmp_path, sst2_parquet, curation_config, ray_cluster):
+    """An embedding step on Ray: workers open the driver's cache entry (an `EmbeddingFile`) and score
+    exactly what the local engine scores."""
+    scorers = [{"name": "prototypicality", "params": {"n_clusters": 4}}]
+    selection = [{"policy": "prototypes", "keep": 0.5, "prefer": "easy"}]
+    local = curate(curation_config(sst2_parquet, tmp_path / "local", scorers=scorers, selection=selection))
+    distributed = curate(curation_config(sst2_parquet, tmp_path / "ray", engine="ray", ray={"concurrency": 1},
+                                         scorers=scorers, selection=selection))
+    assert pq.read_table(local.scores_path).equals(pq.read_table(distributed.scores_path))
