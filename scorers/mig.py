@@ -69,7 +69,7 @@ def allocate_shares(group_mig: np.ndarray, group_tokens: np.ndarray, budget: int
     (g,) int64 shares, ``shares <= group_tokens`` and ``shares.sum() == min(budget, group_tokens.sum())``.
     """
     if temperature <= 0:
-        raise ConfigError("mig_temperature", temperature, "a number > 0")
+        raise ConfigError("temperature", temperature, "a number > 0")
     m = np.asarray(group_mig, dtype=np.float64)
     cap = np.asarray(group_tokens, dtype=np.float64)
     g = len(m)

@@ -32,6 +32,14 @@ P = ["Paris is the capital of France. It has 2.1 million people."]
         ("q?", P, {"not_an_option": 1}, ConfigError, "not_an_option"),
         ("q?", P, {"force_keep": ["("]}, ConfigError, "force_keep"),
         ("q?", P, {"threshold": "high"}, ConfigError, "threshold"),
+        ("q?", P, {"method": "lead", "threshold": 0.5}, ConfigError, "needs a budget"),
+        ("q?", P, {"method": "mig", "threshold": 0.5, "rate": 0.5}, ConfigError, "no threshold when a budget"),
+        ("q?", P, {"method": "seqlabel", "threshold": 1.0}, ConfigError, r"\[0, 1\)"),
+        ("q?", P, {"mig_alpha": 2.0}, ConfigError, r"params=\{"),
+        ("q?", P, {"params": {"alpha": "big"}}, ConfigError, "params.alpha"),
+        ("q?", P, {"params": {"temprature": 0.2}}, ConfigError, r"params.temprature.*accepted: alpha, beta, embedder"),
+        ("q?", P, {"params": ["alpha"]}, ConfigError, "a mapping"),
+        ("q?", P, {"threads": 0}, ConfigError, "threads"),
     ],
 )
 def test_bad_input(query, passages, kwargs, error, match):

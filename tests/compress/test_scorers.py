@@ -28,7 +28,7 @@ def test_allocate_shares_is_exact_capped_and_ordered():
     assert shares.sum() == 300 and shares[0] == 10  # the best group is full; its excess moved on
     assert shares[1] > shares[2]
     assert mig.allocate_shares(np.array([0.1, 0.2]), np.array([5, 5]), 100).tolist() == [5, 5]
-    with pytest.raises(Exception, match="mig_temperature"):
+    with pytest.raises(Exception, match="temperature"):
         mig.allocate_shares(np.array([0.1]), np.array([5]), 3, temperature=0)
 
 
@@ -87,7 +87,7 @@ def test_long_chunks_are_split_into_windows_of_whole_units():
 
 @pytest.mark.slow
 def test_embed_full_splits_texts_beyond_the_embedder_window(embedder):
-    from datapruner.pipelines.compress import embed_full
+    from datapruner.compression.embedding import embed_full
 
     long_text = " ".join(f"sentence {i} talks about topic {i % 7}." for i in range(120))  # ~900 tokens
     short = "A short sentence."

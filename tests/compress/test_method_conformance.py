@@ -1,0 +1,197 @@
+"""Every registered compression method honours the contract (datapruner/compression/method.py).
+
+Parametrised over ``compression_method_names()``: a method registered in
+``scorers/__init__.py`` is covered here with no edit. The slow methods (a language model or a
+pruner network per call) run on fewer and smaller generated cases, and are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from datapruner import Compressor
+from datapruner.compression.budget import TokenCounter
+from datapruner.errors import ConfigError
+from datapruner.models.cache import cached_models
+from datapruner.registry import compression_method_names, get_compression_method
+
+SLOW = {"perplexity": 3, "seqlabel": 4, "hybrid": 4}  # method -> hypothesis examples per property
+FAST_EXAMPLES = 20
+QUERY = "Who paid 3.5 EUR for the cat in 1999?"
+MAX_UNIT_TOKENS = 128
+
+METHODS = [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in compression_method_names()]
+
+SENTENCES = ["The cat sat.", "Dr. Who paid 3.5 EUR!", "é中文😀 text?", "1. item\n", "\n\n", "   ",
+             "In 1999 the cat was sold in Paris.", "Nobody knows why."]
+PY_SNIPPETS = [
+    "def add(a, b):\n    \"\"\"Add.\"\"\"\n    total = a + b\n    return total",
+    "class Cat:\n    legs = 4\n\n    def pay(self, eur):\n        self.eur = eur\n        return eur * 3.5",
+    "import os\nPATH = os.getcwd()",
+    "@staticmethod\ndef f(x): return x",
+    "def broken(:\n    pass",
+]
+JS_SNIPPETS = ["function f(x) {\n  const y = x * 2;\n  return y;\n}", "let a = 1;\nlet b = 2;"]
+
+
+def _settings(method: str):
+    return settings(max_examples=SLOW.get(method, FAST_EXAMPLES), deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.function_scoped_fixture])
+
+
+def _text_passages(method: str):
+    huge = (30, 80) if method in SLOW else (200, 1200)
+    passage = st.one_of(
+        st.just(""),
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300),
+        st.lists(st.sampled_from(SENTENCES), max_size=25).map(" ".join),
+        st.integers(*huge).map(lambda n: "lorem ipsum dolor sit amet " * n),  # huge, no full stop
+    )
+    return st.lists(passage, min_size=1, max_size=4)
+
+
+def _cases(method: str):
+    """(content, language, passages): prose, Python (some of it unparseable) or JavaScript."""
+    python = st.lists(st.lists(st.sampled_from(PY_SNIPPETS), min_size=1, max_size=5).map("\n\n".join),
+                      min_size=1, max_size=3)
+    js = st.lists(st.lists(st.sampled_from(JS_SNIPPETS), min_size=1, max_size=6).map("\n\n".join),
+                  min_size=1, max_size=2)
+    return st.one_of(
+        st.tuples(st.just("text"), st.just("python"), _text_passages(method)),
+        st.tuples(st.just("code"), st.just("python"), python),
+        st.tuples(st.just("code"), st.just("javascript"), js),
+    )
+
+
+MARKER = re.compile(r"^\s*(\.\.\.\s+)?(#|//) (\.\.\. )?\d+ lines elided$")
+
+
+def _check_output(result, passages, content, cap):
+    """The cap holds on the re-counted text, and the text is the input's units, in order."""
+    assert result.budget == cap
+    if cap is not None:
+        assert result.tokens_after <= cap
+    assert result.tokens_after == TokenCounter().count(result.text)
+    last = (-1, -1)
+    for u in result.units:
+        assert passages[u.passage][u.start : u.end] == u.text and u.text.strip()
+        assert (u.passage, u.start) > last  # original order, no duplicates
+        last = (u.passage, u.start)
+    if content == "text":
+        assert result.text == "\n\n".join(
+            " ".join(u.text for u in result.units if u.passage == p) for p in sorted({u.passage for u in result.units}))
+        return
+    pos = 0  # code: the kept units in order; between them only elision markers and blank lines
+    for u in result.units:
+        at = result.text.find(u.text, pos)
+        assert at >= 0, u.text
+        assert all(not line.strip() or MARKER.match(line) for line in result.text[pos:at].split("\n"))
+        pos = at + len(u.text)
+    assert all(not line.strip() or MARKER.match(line) for line in result.text[pos:].split("\n"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_hard_cap_and_output_made_of_input_units_in_order(method):
+    compressors = {}
+
+    @_settings(method)
+    @given(case=_cases(method), budget=st.integers(1, 600))
+    def run(case, budget):
+        content, language, passages = case
+        key = (content, language)
+        if key not in compressors:
+            compressors[key] = Compressor(method, content=content, language=language)
+        result = compressors[key].compress(QUERY, passages, target_tokens=budget)
+        _check_output(result, passages, content, budget)
+        assert result.method == method and len(result.passage_scores) == len(passages)
+
+    run()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_rate_budget_is_the_floor_of_the_input_tokens(method):
+    compressor = Compressor(method, force_keep=["numbers"])
+
+    @_settings(method)
+    @given(passages=_text_passages(method), rate=st.floats(0.01, 1.0))
+    def run(passages, rate):
+        result = compressor.compress(QUERY, passages, rate=rate)
+        _check_output(result, passages, "text", int(rate * result.tokens_before + 1e-9))
+
+    run()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_larger_budget_never_returns_less_text(method):
+    """Doubling the budget (plus one maximal unit) never returns fewer tokens.
+
+    Strict monotonicity in the budget is not a property of greedy "fill while it fits" selection:
+    a budget a few tokens larger can admit a long unit early that blocks two shorter later ones.
+    What holds is that a greedy fill leaves less than one unit of the budget unused once the
+    input is larger than the budget, so twice the budget plus one unit always returns more."""
+    compressor = Compressor(method, max_unit_tokens=MAX_UNIT_TOKENS)
+
+    @_settings(method)
+    @given(passages=_text_passages(method), budget=st.integers(1, 400))
+    def run(passages, budget):
+        small = compressor.compress(QUERY, passages, target_tokens=budget)
+        large = compressor.compress(QUERY, passages, target_tokens=2 * budget + MAX_UNIT_TOKENS)
+        assert large.tokens_after >= small.tokens_after
+        if large.tokens_after == large.tokens_before:  # everything fits: everything is kept
+            assert len(large.units) >= len(small.units)
+
+    run()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_two_separate_compressors_give_identical_results(method, stdlib_source):
+    prose = ["Dr. Who paid 3.5 EUR for the cat. " * 5 + "It was 1999.", "The dog barked. Paris is big. 中文 text.", ""]
+    code = [stdlib_source[: stdlib_source.index("# -- Convenience interface")][: 1500 if method in SLOW else 6000]]
+    for content, passages in (("text", prose), ("code", code)):
+        runs = [Compressor(method, content=content, random_state=7).compress_batch([(QUERY, passages)] * 2, rate=0.3)
+                for _ in range(2)]
+        assert [r.to_dict() for r in runs[0]] == [r.to_dict() for r in runs[1]]
+        # the same pair twice in one batch: the same selection (batched float32 passes may differ in
+        # the last bits of a score, never in what is kept)
+        first, second = runs[0]
+        assert first.text == second.text and [(u.passage, u.start) for u in first.units] == [(u.passage, u.start) for u in second.units]
+        assert first.passage_scores == pytest.approx(second.passage_scores, rel=1e-4, abs=1e-5, nan_ok=True)
+
+
+@pytest.mark.parametrize("method", compression_method_names())
+def test_bad_params_fail_at_construction_before_any_model_loads(method):
+    cls = get_compression_method(method)
+    loaded = set(cached_models())
+    with pytest.raises(ConfigError, match=r"params\.no_such_param.*accepted"):
+        Compressor(method, params={"no_such_param": 1})
+    for key in cls.params_doc:
+        with pytest.raises(ConfigError, match=rf"'params\.{key}'"):
+            Compressor(method, params={key: object()})  # a value of no accepted type
+    with pytest.raises(ConfigError, match="params"):
+        Compressor(method, params=[("no", "mapping")])
+    described = Compressor(method).describe()
+    assert set(cached_models()) == loaded  # construction loads nothing
+    assert set(described["params"]) == set(cls.params_doc)  # every documented param is resolved, no other
+    assert json.loads(json.dumps(described)) == described
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_threshold_mode_or_a_clear_error(method):
+    cls = get_compression_method(method)
+    passages = ["Dr. Who paid 3.5 EUR for the cat. The dog barked.", "In 1999 the cat was sold in Paris."]
+    compressor = Compressor(method)
+    if cls.threshold_doc is None:
+        with pytest.raises(ConfigError, match="needs a budget"):
+            compressor.compress(QUERY, passages, threshold=0.5)
+        return
+    threshold = cls.default_threshold if cls.default_threshold is not None else 0.5
+    result = compressor.compress(QUERY, passages, threshold=threshold)
+    _check_output(result, passages, "text", None)
+    with pytest.raises(ConfigError, match="no threshold when a budget"):
+        compressor.compress(QUERY, passages, threshold=threshold, rate=0.5)
