@@ -1,4 +1,4 @@
-"""The token budget: resolution, knapsack, and the hard-cap property over arbitrary input."""
+"""The token budget: resolution, knapsack and the final cap check."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from datapruner.compression.budget import TokenCounter, enforce_cap, knapsack, resolve_budget
 from datapruner.errors import ConfigError
-from datapruner.pipelines.compress import compress
 
 
 def _brute_force(weights, values, capacity):
@@ -66,40 +63,4 @@ def test_enforce_cap_drops_lowest_value_until_the_joined_text_fits():
     assert 0 in kept and 1 not in kept and 2 not in kept
 
 
-unicode_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400)
-passage = st.one_of(
-    st.just(""),
-    unicode_text,
-    st.lists(st.sampled_from(["The cat sat.", "Dr. Who paid 3.5 EUR!", "é中文😀 text?", "1. item\n", "\n\n", "   "]),
-             max_size=30).map(" ".join),
-    st.integers(200, 1200).map(lambda n: "lorem ipsum dolor sit amet " * n),  # huge, no full stop
-)
-
-
-def _check(result, passages, cap):
-    assert result.tokens_after <= cap
-    assert result.tokens_after == TokenCounter().count(result.text)
-    last = (-1, -1)
-    for u in result.units:
-        assert passages[u.passage][u.start : u.end] == u.text and u.text.strip()
-        assert (u.passage, u.start) > last  # original order, no duplicates
-        last = (u.passage, u.start)
-    assert result.text == "\n\n".join(
-        " ".join(u.text for u in result.units if u.passage == p) for p in sorted({u.passage for u in result.units})
-    )
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(passages=st.lists(passage, min_size=1, max_size=5), budget=st.integers(1, 400), method=st.sampled_from(["lead", "random"]))
-def test_budget_never_exceeded_baselines(passages, budget, method):
-    result = compress("what is it?", passages, method=method, target_tokens=budget)
-    _check(result, passages, budget)
-
-
-@pytest.mark.slow
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(passages=st.lists(passage, min_size=1, max_size=4), rate=st.floats(0.01, 1.0), force=st.booleans())
-def test_budget_never_exceeded_mig(passages, rate, force, embedder):
-    result = compress("who paid?", passages, method="mig", rate=rate, force_keep=["numbers"] if force else None)
-    _check(result, passages, result.budget)
-    assert result.budget == int(np.floor(rate * result.tokens_before + 1e-9))
+# The hard cap over generated inputs, for every method: tests/compress/test_method_conformance.py
