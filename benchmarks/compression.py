@@ -19,8 +19,8 @@ Ratios 2x/4x/8x/16x: ``rate = 1/ratio`` of the context's tokens in the bundled S
 (passages joined by a blank line), a hard cap ``floor(rate * tokens)``.
 
 Methods, all in one process on the same inputs: the project's ``mig``, ``perplexity``, ``seqlabel``,
-``hybrid``; the library's ``random`` and ``lead`` baselines; ``bm25`` and ``embedding`` (bundled
-MiniLM) sentence top-k through the library's units and cap (``benchmarks/baselines.py``);
+``hybrid``; the library's baselines ``random``, ``lead``, ``bm25`` and ``embedding`` (registered as
+``dense``: bundled-MiniLM sentence top-k), all through ``datapruner.Compressor``;
 ``llmlingua`` and ``longllmlingua`` via the ``llmlingua`` package on the bundled SmolLM2 with the
 STACK.md offline fixes (tiktoken mapping + the DynamicCache <-> legacy-list wrapper). The slow
 methods (perplexity, LLMLingua, LongLLMLingua) run on the first questions of each dataset's sample,
@@ -57,7 +57,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 PROJECT = ("mig", "perplexity", "seqlabel", "hybrid")
 CHEAP = ("random", "lead", "bm25", "embedding")
-LIBRARY = ("mig", "perplexity", "seqlabel", "hybrid", "random", "lead")
+LIBRARY = ("mig", "perplexity", "seqlabel", "hybrid", "random", "lead", "bm25", "embedding")
+# benchmark label -> registered compression method, where they differ (the label is kept for the results)
+LIBRARY_METHOD = {"embedding": "dense"}
 SLOW = ("perplexity", "llmlingua", "longllmlingua")
 TRAINED = ("seqlabel", "hybrid")
 FAST_ORDER = ("random", "lead", "bm25", "mig", "seqlabel", "hybrid", "embedding")
@@ -251,28 +253,28 @@ def load_hotpotqa(ddir: Path, n: int, rng: random.Random) -> list[dict]:
 
 
 def load_nq(ddir: Path, n: int, rng: random.Random) -> list[dict]:
-    from baselines import BM25Index
-    from datapruner.pipelines.train_pruner import NQ_FILE, NQ_TRAIN_ROWS, TrainConfig, _gold_passage, find_data_file
+    from datapruner.pipelines.train_pruner import NQ_FILE, NQ_TRAIN_ROWS, TrainConfig, gold_passage, find_data_file
     from datapruner.pipelines.train_pruner import load_nq as _load
+    from datapruner.scorers.bm25 import BM25Index
 
     rows = _load(find_data_file(ddir, NQ_FILE))
     # the pruner trained on the first `nq_train` rows (of rows < 2000) that have a gold passage
     trained, k = set(), 0
     for i, r in enumerate(rows[:NQ_TRAIN_ROWS]):
-        if _gold_passage(r) and k < TrainConfig().nq_train:
+        if gold_passage(r) and k < TrainConfig().nq_train:
             trained.add(i)
             k += 1
-    pool_idx = [i for i, r in enumerate(rows) if i not in trained and _gold_passage(r)]
-    pool = [_gold_passage(rows[i]) for i in pool_idx]
+    pool_idx = [i for i, r in enumerate(rows) if i not in trained and gold_passage(r)]
+    pool = [gold_passage(rows[i]) for i in pool_idx]
     index = BM25Index(pool)
-    cand = [i for i in range(NQ_TRAIN_ROWS, len(rows)) if _gold_passage(rows[i])]
+    cand = [i for i in range(NQ_TRAIN_ROWS, len(rows)) if gold_passage(rows[i])]
     rng.shuffle(cand)
     out = []
     for i in cand[:n]:
         row = rows[i]
-        gold = _gold_passage(row)
+        gold = gold_passage(row)
         answers = [a for a in row["answers"] if a.strip()]
-        scores = index.scores(row["question"])
+        scores = index.scores(row["question"], distinct_terms=True)
         distractors, seen = [], {gold}
         for j in np.argsort(-scores, kind="stable"):
             text = pool[j]
@@ -296,40 +298,22 @@ LOADERS = {"xquad": load_xquad, "hotpotqa": load_hotpotqa, "nq": load_nq}
 
 
 class Runner:
-    """Runs one method on one case. Model outputs (sentence embeddings, pruner scores) are memoised so
-    that the ratios after the first (timed, 4x) pass do not recompute them: outputs are identical (the
-    models are deterministic), but those passes are not latency measurements and are flagged."""
+    """Runs one method on one case. The library's methods (and the ``bm25`` / ``embedding``
+    baselines, registered as ``bm25`` / ``dense``) go through ``datapruner.Compressor``; LLMLingua
+    and LongLLMLingua through the ``llmlingua`` package (``baselines.py``)."""
 
     def __init__(self, counter):
         self.counter = counter
         self._ll = None
-        self.memo_read = False
-        self._memo: dict = {}
-        self._patched = False
+        self._compressors: dict = {}
 
-    def patch_models(self):
-        if self._patched:
-            return
-        from datapruner.pipelines import compress as C
+    def compressor(self, method: str):
+        """The library compressor of a benchmark method label (one per label, reused)."""
+        from datapruner import Compressor
 
-        emb = C._embedder("bundled-minilm")
-        pruner = C._seqlabel("bundled")
-        for obj, name in ((emb, "embed"), (pruner, "score_units_batch")):
-            orig = getattr(obj, name)
-
-            def wrapped(arg, *a, _orig=orig, _name=name, **kw):
-                key = (_name, repr(arg), repr(a), repr(sorted(kw.items())))
-                if self.memo_read and key in self._memo:
-                    return self._memo[key]
-                out = _orig(arg, *a, **kw)
-                self._memo[key] = out
-                return out
-
-            setattr(obj, name, wrapped)
-        self._patched = True
-
-    def clear_memo(self):
-        self._memo.clear()
+        if method not in self._compressors:
+            self._compressors[method] = Compressor(LIBRARY_METHOD.get(method, method))
+        return self._compressors[method]
 
     def llmlingua(self):
         if self._ll is None:
@@ -340,18 +324,10 @@ class Runner:
 
     def run(self, method: str, case: dict, ratio: int) -> dict:
         """Compress one case; returns the per-question record (text is not stored)."""
-        from datapruner import compress
-
         rate = 1.0 / ratio
         t0 = time.perf_counter()
         if method in LIBRARY:
-            res = compress(case["query"], case["passages"], method=method, rate=rate)
-            elapsed = time.perf_counter() - t0
-            text, before, after, budget = res.text, res.tokens_before, res.tokens_after, res.budget
-        elif method in ("bm25", "embedding"):
-            from baselines import compress_by_scores
-
-            res = compress_by_scores(case["query"], case["passages"], rate, method)
+            res = self.compressor(method).compress(case["query"], case["passages"], rate=rate)
             elapsed = time.perf_counter() - t0
             text, before, after, budget = res.text, res.tokens_before, res.tokens_after, res.budget
         else:
@@ -370,8 +346,6 @@ class Runner:
         low = text.lower()
         rec = {"id": case["id"], "ratio": ratio, "tokens_before": before, "tokens_after": after, "budget": budget,
                "over": max(0, after - budget), "latency_s": round(elapsed, 4)}
-        if self.memo_read:
-            rec["latency_cached"] = True
         if not _is_yes_no(case):
             rec["answer_hit"] = any(a.lower() in low for a in case["answers"])
         if case.get("evidence"):
@@ -774,22 +748,18 @@ def main(argv=None) -> int:
         first = next(iter(cases.values()))[-1]  # the last sampled question: not among the slow methods' ones
         t = time.perf_counter()
         runner.run(method, first, 4)
-        runner.clear_memo()
         print(f"  warm-up {method}: {time.perf_counter() - t:.1f}s", flush=True)
 
     # Phase 1: fast methods, every question, every ratio
-    runner.patch_models()
-    order = sorted(ratios, key=lambda r: (r != 4, r))  # the timed pass first (4x), then the others from the memo
+    order = sorted(ratios, key=lambda r: (r != 4, r))
     only = set(args.methods.split(",")) if args.methods else None
     fast_methods = [m for m in FAST_ORDER if only is None or m in only]
     for m in fast_methods:
         warm(m)
-        runner.clear_memo()
         for ds, cs in cases.items():
             for r in order:
                 if past_deadline():
                     break
-                runner.memo_read = r != order[0]
                 t = time.perf_counter()
                 recs = records[ds].setdefault(m, {}).setdefault(str(r), [])
                 for c in cs:
@@ -797,7 +767,6 @@ def main(argv=None) -> int:
                         notes.append(f"{ds}/{m}/{r}x: stopped at the deadline after {len(recs)} questions")
                         break
                     recs.append(runner.run(m, c, r))
-                runner.memo_read = False
                 s = summarize(records[ds][m][str(r)])
                 print(f"[{ds}] {m:>13} {r:>2}x  recall {s['answer_recall']:.3f}  over {s['over_budget_count']}  "
                       f"{time.perf_counter() - t:.1f}s", flush=True)

@@ -69,7 +69,7 @@ class TrainConfig:
     """Options of :func:`train_pruner` (every field lands in the shipped JSON)."""
 
     epochs: int = 2
-    seed: int = 0
+    random_state: int = 0
     max_steps: int | None = None
     batch_size: int = 16
     lr: float = 1e-4
@@ -194,7 +194,7 @@ def nq_split(rows: list[dict], split: str) -> list[dict]:
     return rows[:NQ_TRAIN_ROWS] if split == "train" else rows[NQ_TRAIN_ROWS:]
 
 
-def _gold_passage(row: dict) -> str | None:
+def gold_passage(row: dict) -> str | None:
     for ctx in row["ctxs"]:
         if ctx.get("isgold") or ctx.get("hasanswer"):
             return ctx["text"]
@@ -204,10 +204,10 @@ def _gold_passage(row: dict) -> str | None:
 def nq_examples(rows: list[dict], *, rng: random.Random, limit: int) -> list[Example]:
     from datapruner.compression.units import split_sentences
 
-    rows = [r for r in rows if _gold_passage(r)][:limit]
+    rows = [r for r in rows if gold_passage(r)][:limit]
     out = []
     for i, row in enumerate(rows):
-        text = _gold_passage(row)
+        text = gold_passage(row)
         spans = split_sentences(text)
         lowered = text.lower()
         evidence = [
@@ -217,7 +217,7 @@ def nq_examples(rows: list[dict], *, rng: random.Random, limit: int) -> list[Exa
         out.append(Example("nq", qid, row["question"], text, evidence, True))
         j = (i + 1 + rng.randrange(len(rows) - 1)) % len(rows) if len(rows) > 1 else None
         if j is not None:
-            neg = _gold_passage(rows[j])
+            neg = gold_passage(rows[j])
             if not any(a.strip() and a.lower() in neg.lower() for a in row["answers"]):
                 out.append(Example("nq", qid, row["question"], neg, [], False))
     return out
@@ -225,7 +225,7 @@ def nq_examples(rows: list[dict], *, rng: random.Random, limit: int) -> list[Exa
 
 def build_training_examples(data_dir: Path, config: TrainConfig) -> list[Example]:
     """All training examples from the three sources, held-out questions excluded, in a seeded order."""
-    rng = random.Random(config.seed)
+    rng = random.Random(config.random_state)
     hot = hotpotqa_examples(hotpotqa_split(load_hotpotqa(find_data_file(data_dir, HOTPOT_FILE)), "train"), rng=rng)
     xq = xquad_examples(xquad_split(load_xquad_articles(find_data_file(data_dir, XQUAD_FILE)), "train"), rng=rng)
     nq = nq_examples(nq_split(load_nq(find_data_file(data_dir, NQ_FILE)), "train"), rng=rng, limit=config.nq_train)
@@ -288,12 +288,13 @@ def encode_examples(examples: list[Example], tokenizer, *, max_length: int) -> l
 # ----------------------------------------------------------------------------------------------
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(random_state: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators with `random_state`."""
     import torch
 
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    random.seed(random_state)
+    np.random.seed(random_state)
+    torch.manual_seed(random_state)
 
 
 def _pad(rows: list[list[int]], value: int):
@@ -349,7 +350,7 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
         raise InputDataError(f"--max-steps must be >= 1, got {config.max_steps}")
     ensure_offline_env()
     t0 = time.perf_counter()
-    seed_everything(config.seed)
+    seed_everything(config.random_state)
     examples = build_training_examples(Path(data_dir), config)
     tokenizer = AutoTokenizer.from_pretrained(bundled_embedder_path())
     windows = encode_examples(examples, tokenizer, max_length=config.max_length)
@@ -391,7 +392,7 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
     )
     token_loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100)
     rank_loss_fn = torch.nn.BCEWithLogitsLoss()
-    order_rng = np.random.default_rng(config.seed)
+    order_rng = np.random.default_rng(config.random_state)
     losses: list[dict] = []
     step = 0
     net.train()
