@@ -10,26 +10,20 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from datapruner.models.causal_lm import bundled_gguf_path
-    from datapruner.models.embedder import bundled_embedder_path
-    from datapruner.paths import cache_dir
-    from datapruner.registry import scorer_catalog
     from datapruner.cli.compress_flags import describe_methods
-    from datapruner.pipelines.curate import package_versions
-    from datapruner.selection import CATALOG as POLICIES
+    from datapruner.pipelines.info import CHECK_SENTENCE, installation_info
 
+    info = installation_info(load=args.load)
     print("versions:")
-    for pkg, version in package_versions().items():
+    for pkg, version in info["versions"].items():
         print(f"  {pkg:22} {version}")
-    print(f"cache folder:       {cache_dir()}  (set DATAPRUNER_CACHE to move it)")
-    print(f"bundled embedder:   {bundled_embedder_path()}")
-    print(f"bundled LM (GGUF):  {bundled_gguf_path()}")
-    print(f"scorers:            {', '.join(sorted(scorer_catalog()))}")
-    print(f"policies:           {', '.join(sorted(POLICIES))}")
+    print(f"cache folder:       {info['cache_dir']}  (set DATAPRUNER_CACHE to move it)")
+    print(f"bundled embedder:   {info['bundled_embedder']}")
+    print(f"bundled LM (GGUF):  {info['bundled_lm_gguf']}")
+    print(f"scorers:            {', '.join(info['scorers'])}")
+    print(f"policies:           {', '.join(info['policies'])}")
     print(describe_methods())
     if args.load:
-        from datapruner.models import CausalLM, Embedder
-
-        print(f"embedder dim:       {Embedder().embed(['ok']).shape[1]}")
-        print(f"LM perplexity('The cat sat on the mat.'): {CausalLM().token_stats(['The cat sat on the mat.'])[0].perplexity:.1f}")
+        print(f"embedder dim:       {info['embedder_dim']}")
+        print(f"LM perplexity({CHECK_SENTENCE!r}): {info['lm_check_perplexity']:.1f}")
     return 0
