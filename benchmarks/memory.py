@@ -6,8 +6,8 @@ cache, pre-populated with synthetic vectors:
   prepare (its own subprocess, so its pages never count): write N seeded synthetic short texts
           (id, text) to Parquet, compute the dataset's text fingerprint with `Dataset.ingest()`, and
           write N clustered unit vectors (`clustering_scale.generate`, 1 % near-duplicates) as the
-          float16 cache file `embedding_cache.cache_path(model_id, fingerprint)` + its JSON meta,
-          under a fresh temp `DATAPRUNER_CACHE`.
+          the dataset's embedding-cache entry (`embedding_cache.store_embeddings`), under a fresh
+          temp `DATAPRUNER_CACHE`.
   worker  (a fresh subprocess per size): `datapruner.pipelines.curate.curate` on the Parquet file
           with scorers text_stats, semdedup, prototypicality, density (no LM, no proxy; the embedding
           cache is hit, so MiniLM is never run), selection drop_flagged(semdedup) -> cluster_quota
@@ -50,7 +50,7 @@ def prepare(n: int, work: Path, seed: int) -> dict:
 
     from clustering_scale import generate
     from datapruner.curation.dataset import ColumnMap, Dataset
-    from datapruner.curation.embedding_cache import cache_path
+    from datapruner.curation.embedding_cache import store_embeddings
     from datapruner.models.embedder import Embedder
 
     rng = np.random.default_rng(seed)
@@ -67,11 +67,10 @@ def prepare(n: int, work: Path, seed: int) -> dict:
         writer.write_table(table)
     writer.close()
     info = Dataset(path, format="parquet", columns=ColumnMap(text="text", id="id"), batch_size=65_536).ingest()
-    emb_path = cache_path(Embedder().model_id, info.text_fingerprint)
-    emb_path.parent.mkdir(parents=True, exist_ok=True)
-    gen = generate(emb_path, n, seed=seed)
-    emb_path.with_suffix(".json").write_text(json.dumps({"n_rows": n, "dim": 384, "model": Embedder().model_id}))
-    return {"parquet_bytes": path.stat().st_size, "embedding_cache_bytes": emb_path.stat().st_size, **gen}
+    gen: dict = {}
+    entry = store_embeddings(Embedder().model_id, info.text_fingerprint, lambda tmp: gen.update(generate(tmp, n, seed=seed)),
+                             n_rows=n, dim=384)
+    return {"parquet_bytes": path.stat().st_size, "embedding_cache_bytes": entry.path.stat().st_size, **gen}
 
 
 def worker(n: int, work: Path, threads: int) -> dict:

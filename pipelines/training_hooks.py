@@ -210,6 +210,7 @@ class ExampleScoreCallback(_callback_base()):
         self.recorded_epochs_: list[int] = []
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        """Record the scores when the epoch that just ended is one of `epochs`."""
         epoch = int(round(state.epoch or 0))
         if epoch in self.epochs and epoch not in self.recorded_epochs_ and model is not None:
             self.record(model, epoch=epoch, seed=int(getattr(args, "seed", 0)))

@@ -25,7 +25,7 @@ FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"
 QUALITY_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LabelQuality:
     """Per-row results of `label_quality`, each of shape (N,).
 
@@ -73,7 +73,11 @@ def label_quality(
         raise InputDataError(f"labels contain a single class ({int(y[0])}); confident learning needs at least two classes")
     issues = find_label_issues(y, p, filter_by=filter_by, n_jobs=1)
     quality = get_label_quality_scores(y, p, method=method)
-    return LabelQuality(np.asarray(quality, dtype=np.float64), np.asarray(issues, dtype=bool), p.argmax(1).astype(np.int64))
+    return LabelQuality(
+        label_quality=np.asarray(quality, dtype=np.float64),
+        is_label_issue=np.asarray(issues, dtype=bool),
+        suggested_label=p.argmax(1).astype(np.int64),
+    )
 
 
 class ConfidentLearningStep(ScoreStep):
@@ -102,6 +106,7 @@ class ConfidentLearningStep(ScoreStep):
             self.needs = frozenset({"text", "labels"})
 
     def fit(self, view) -> None:
+        """Run cleanlab once on the out-of-sample pred_probs of every labelled, valid row."""
         n = view.n_rows
         self.quality = np.full(n, np.nan)
         self.issue = np.full(n, None, dtype=object)
@@ -122,10 +127,12 @@ class ConfidentLearningStep(ScoreStep):
         self.n_issues = int(result.is_label_issue.sum())
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The batch's slice of the fitted columns."""
         s = slice(batch.start, batch.start + len(batch))
         return {"label_quality": self.quality[s].copy(), "is_label_issue": self.issue[s].copy(), "suggested_label": self.suggested[s].copy()}
 
     def write_report(self, out_dir: Path, scores: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Manifest entry: rows flagged and rows checked."""
         flags = scores.get("is_label_issue")
         if flags is None:
             return {}

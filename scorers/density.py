@@ -124,6 +124,7 @@ class DensityStep(ScoreStep):
         return np.array([bool(v) for v in flags]) if flags.dtype == object else flags.astype(bool)
 
     def fit(self, view) -> None:
+        """Cluster the valid, non-excluded rows and compute the per-cluster complexity and weight."""
         excluded = self._excluded(view)
         rows = view.valid & ~excluded
         if excluded.any():
@@ -135,6 +136,7 @@ class DensityStep(ScoreStep):
         self.stats_["weight"] = density_weights(self.stats_["complexity"], tau=self.tau)
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The batch's slice of the per-row cluster, distance, complexity and weight."""
         sl = slice(batch.start, batch.start + len(batch))
         lab = self.labels_[sl]
         member = lab >= 0
@@ -163,6 +165,7 @@ class DensityStep(ScoreStep):
         return table
 
     def write_report(self, out_dir: Path, scores: dict[str, np.ndarray]) -> dict:
+        """The per-cluster table (Parquet, CSV), the quota plot and the centroids."""
         if not hasattr(self, "model_"):
             return {}
         import pyarrow as pa

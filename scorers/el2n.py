@@ -70,6 +70,7 @@ class EL2NStep(ScoreStep):
             self.needs = frozenset({"text", "labels"})
 
     def fit(self, view) -> None:
+        """Compute every row's EL2N once: recorded scores, a logits/probs column, or the proxy runs."""
         from datapruner.pipelines.training_hooks import recorded_scores_for_step
 
         recorded = recorded_scores_for_step(self, view, "el2n")
@@ -83,4 +84,5 @@ class EL2NStep(ScoreStep):
             self.values[rows] = el2n_scores(view.labels[rows], probs[:, rows])
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The batch's slice of the fitted `el2n` column."""
         return {"el2n": self.values[batch.start : batch.start + len(batch)].copy()}

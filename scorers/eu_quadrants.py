@@ -156,6 +156,7 @@ class EUQuadrantsStep(ScoreStep):
             self.needs = frozenset({"text", "lm", "prompt_response"})
 
     def fit(self, view) -> None:
+        """Pick the task; for classification compute error and uncertainty of every row once."""
         task = self.params.get("task", "auto")
         if task == "auto":
             if view.dataset.columns.response is not None and view.dataset.columns.prompt is not None:
@@ -184,6 +185,7 @@ class EUQuadrantsStep(ScoreStep):
             self.error[rows], self.uncertainty[rows] = e, u
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Classification: the fitted slice; generation: LM error, uncertainty and Q2 token pruning of the batch."""
         if self.task == "classification":
             s = slice(batch.start, batch.start + len(batch))
             return {"eu_error": self.error[s].copy(), "eu_uncertainty": self.uncertainty[s].copy()}

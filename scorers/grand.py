@@ -174,6 +174,7 @@ class GraNdStep(ScoreStep):
             self.proxy_for(0)  # checks the proxy settings now, before any data is read
 
     def fit(self, view) -> None:
+        """Compute every row's GraNd once: recorded scores, or the S proxies of `proxy_for`."""
         from datapruner.pipelines.training_hooks import recorded_scores_for_step
 
         recorded = recorded_scores_for_step(self, view, "grand")
@@ -194,5 +195,6 @@ class GraNdStep(ScoreStep):
         return proxy_from_params(self.params, random_state, where=f"scorers[{self.name}].params", **self.PROXY_DEFAULTS)
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The batch's slice of the fitted `grand` column."""
         return {"grand": self.values[batch.start : batch.start + len(batch)].copy()}
 

@@ -42,11 +42,13 @@ class PerplexityStep(ScoreStep):
             raise ConfigError(f"scorers[{self.name}].params.response_only", self.response_only, "true or false")
 
     def fit(self, view) -> None:
+        """Check the prompt/response mapping and take the run's reference LM."""
         if self.response_only and view.dataset.columns.response is None:
             raise ConfigError(f"scorers[{self.name}].params.response_only", True, "input.columns.prompt and .response to be set")
         self.lm = view.lm
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Perplexity, tokens scored and truncation of each valid row of the batch."""
         n = len(batch)
         ppl = np.full(n, np.nan)
         tokens = np.zeros(n, dtype=np.int64)

@@ -119,6 +119,7 @@ class PrototypicalityStep(ScoreStep):
         self._options, self.assign_rows = cluster_options(self.name, self.params)
 
     def fit(self, view) -> None:
+        """Fit (or reuse) k-means on the valid rows; with labels, the class prototypes too."""
         self.model_, _ = fit_view_kmeans(view, rows=view.valid, n_classes=view.n_classes, **self._options)
         self.prototypes_ = None
         if view.labels is not None and view.n_classes:
@@ -126,6 +127,7 @@ class PrototypicalityStep(ScoreStep):
             self.prototypes_ = class_prototypes(view.embeddings(), labels, n_classes=view.n_classes, chunk_rows=self.assign_rows)
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Nearest centroid and cosine distance of each valid row (and the class-prototype distance)."""
         n = len(batch)
         dist, cluster = nan_column(n), np.full(n, -1, dtype=np.int64)
         rows = np.flatnonzero(batch.valid)
@@ -139,6 +141,7 @@ class PrototypicalityStep(ScoreStep):
         return out
 
     def write_report(self, out_dir: Path, scores: dict[str, np.ndarray]) -> dict:
+        """Save the centroids (reusable through `centroids:`)."""
         if not hasattr(self, "model_"):
             return {}
         return {"n_clusters": self.model_.n_clusters, "centroids": save_report_centroids(self.model_, out_dir, self.name)}

@@ -214,6 +214,7 @@ class SemDeDupStep(ScoreStep):
         self.chunk_size = check_positive_int(f"{where}.chunk_size", self.params.get("chunk_size", 1024))
 
     def fit(self, view) -> None:
+        """Cluster the valid rows, then find duplicates cluster by cluster (resumable shards)."""
         result = cluster_view(view, rows=view.valid, assign_rows=self.assign_rows, **self._options)
         rs = view.random_state if self._options["random_state"] is None else self._options["random_state"]
         shards = result.directory / f"semdedup-{result.model.fingerprint()[:16]}-{self.survivor}-{rs}"
@@ -229,6 +230,7 @@ class SemDeDupStep(ScoreStep):
         log.info("semdedup: duplicates by eps %s (eps=%s used)", self.eps_counts_, self.eps)
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The batch's slice of the duplicate flags, matches, similarities and clusters."""
         sl = slice(batch.start, batch.start + len(batch))
         valid = np.asarray(batch.valid, dtype=bool)
         dup = self.duplicate_[sl]
@@ -247,6 +249,7 @@ class SemDeDupStep(ScoreStep):
         }
 
     def write_report(self, out_dir: Path, scores: dict[str, np.ndarray]) -> dict:
+        """Duplicate counts per eps (CSV) and the centroids."""
         if not hasattr(self, "model_"):
             return {}
         import pyarrow as pa

@@ -37,6 +37,7 @@ class TextStatsStep(ScoreStep):
     params_doc = {}
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Length and alphabetic share of each row (NaN ratio for invalid rows)."""
         stats = text_statistics(batch.texts)
         stats["alpha_ratio"][~batch.valid] = np.nan
         return stats

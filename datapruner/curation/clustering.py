@@ -290,7 +290,7 @@ class SphericalKMeans:
 
 
 # ---- resumable passes over a run's embedding cache --------------------------------------------
-@dataclass
+@dataclass(kw_only=True)
 class ViewClustering:
     """A fitted clustering of a run's rows: the model, per-row labels/distances, and its work folder."""
 
@@ -404,7 +404,7 @@ def cluster_view(view, *, rows: np.ndarray, assign_rows: int = ASSIGN_ROWS, **fi
     """
     model, directory = fit_view_kmeans(view, rows=rows, **fit_options)
     labels, dist, _ = assign_resumable(model, view.embeddings(), rows=rows, directory=directory, assign_rows=assign_rows)
-    return ViewClustering(model, labels, dist, directory, np.asarray(rows, dtype=bool))
+    return ViewClustering(model=model, labels=labels, distances=dist, directory=directory, rows=np.asarray(rows, dtype=bool))
 
 
 def cluster_members(labels: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:

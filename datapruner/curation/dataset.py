@@ -37,10 +37,11 @@ class ColumnMap:
     response: str | None = None
 
     def used(self) -> dict[str, str]:
+        """The mapped roles and their column names, {role: column}."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Batch:
     """One slice of the dataset as a step sees it.
 
@@ -67,8 +68,10 @@ class Batch:
         return len(self.ids)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class IngestResult:
+    """What the ingest pass keeps in memory: small per-row arrays and the input's fingerprints."""
+
     n_rows: int
     ids: pa.Array
     valid: np.ndarray
@@ -93,6 +96,7 @@ class Dataset:
 
     # ---- reading -------------------------------------------------------------------------
     def source_batches(self) -> Iterator[SourceBatch]:
+        """Stream the raw input as `SourceBatch`es of at most `batch_size` rows."""
         return read_batches(self.path, format=self.format, batch_size=self.batch_size)
 
     def _texts(self, rb: pa.RecordBatch) -> tuple[list[str | None], list[str] | None, list[str] | None]:
@@ -307,18 +311,22 @@ class DatasetView:
 
     @property
     def n_rows(self) -> int:
+        """Rows in the input."""
         return self.info.n_rows
 
     @property
     def labels(self) -> np.ndarray | None:
+        """(N,) int64 class indices (-1 = missing), or None without a label column."""
         return self.info.labels
 
     @property
     def n_classes(self) -> int | None:
+        """Number of classes K, or None without a label column."""
         return None if self.info.label_names is None else len(self.info.label_names)
 
     @property
     def valid(self) -> np.ndarray:
+        """(N,) bool, False for rows skipped at ingest (null or empty text)."""
         return self.info.valid
 
     @property

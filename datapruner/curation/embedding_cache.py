@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from datapruner.progress import progress_bar
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EmbeddingFile:
     """A complete cache entry: where the (n_rows, dim) float16 embeddings lie on disk.
 
@@ -48,7 +49,7 @@ def _complete(path: Path) -> EmbeddingFile | None:
     if not (path.exists() and meta.exists()):
         return None
     info = json.loads(meta.read_text())
-    return EmbeddingFile(path, int(info["n_rows"]), int(info["dim"]))
+    return EmbeddingFile(path=path, n_rows=int(info["n_rows"]), dim=int(info["dim"]))
 
 
 def cached_embeddings(dataset, embedder) -> np.ndarray:
@@ -82,18 +83,44 @@ def cached_embedding_file(dataset, embedder) -> EmbeddingFile:
         if found is not None:
             return found
         dim = embedder.dim
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        out = np.memmap(tmp, dtype=np.float16, mode="w+", shape=(info.n_rows, dim))
-        with progress_bar("embedding", total=info.n_rows) as bar:
-            for batch in dataset.batches():
-                rows = np.flatnonzero(batch.valid)
-                vecs = embedder.embed([batch.texts[i] for i in rows])
-                block = np.zeros((len(batch), dim), dtype=np.float16)
-                block[rows] = vecs.astype(np.float16)
-                out[batch.start : batch.start + len(batch)] = block
-                bar.advance(len(batch))
-        out.flush()
-        del out
-        os.replace(tmp, path)
-        path.with_suffix(".json").write_text(json.dumps({"n_rows": info.n_rows, "dim": dim, "model": embedder.model_id}))
-    return _complete(path)
+
+        def embed_into(tmp: Path) -> None:
+            out = np.memmap(tmp, dtype=np.float16, mode="w+", shape=(info.n_rows, dim))
+            with progress_bar("embedding", total=info.n_rows) as bar:
+                for batch in dataset.batches():
+                    rows = np.flatnonzero(batch.valid)
+                    vecs = embedder.embed([batch.texts[i] for i in rows])
+                    block = np.zeros((len(batch), dim), dtype=np.float16)
+                    block[rows] = vecs.astype(np.float16)
+                    out[batch.start : batch.start + len(batch)] = block
+                    bar.advance(len(batch))
+            out.flush()
+
+        return store_embeddings(embedder.model_id, info.text_fingerprint, embed_into, n_rows=info.n_rows, dim=dim)
+
+
+def store_embeddings(model_id: str, fingerprint: str, write: Callable[[Path], Any], *, n_rows: int, dim: int) -> EmbeddingFile:
+    """Publish embeddings as the cache entry of (`model_id`, `fingerprint`), atomically.
+
+    Parameters
+    ----------
+    model_id : the embedder's `model_id`.
+    fingerprint : the ingest pass's `text_fingerprint` of the dataset the rows belong to.
+    write : called with a temporary path; writes the (n_rows, dim) float16 raw array there (e.g.
+        through `numpy.memmap`). The entry appears under its final name only once it is complete,
+        so a killed writer never leaves a half-written entry.
+    n_rows, dim : the array's shape.
+
+    Returns
+    -------
+    EmbeddingFile
+        The new entry (what `cached_embedding_file` returns from then on). Benchmarks use this to
+        place synthetic vectors in the cache without knowing its file layout.
+    """
+    path = cache_path(model_id, fingerprint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps({"n_rows": int(n_rows), "dim": int(dim), "model": model_id}))
+    return EmbeddingFile(path=path, n_rows=int(n_rows), dim=int(dim))

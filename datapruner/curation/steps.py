@@ -53,8 +53,10 @@ class ScoreStep:
 
     @property
     def needs_embeddings(self) -> bool:
+        """Whether the executor must attach embeddings to each batch."""
         return "embeddings" in self.needs
 
 
 def nan_column(n: int) -> np.ndarray:
+    """A float64 column of `n` NaN values (the null value of float score columns)."""
     return np.full(n, np.nan, dtype=np.float64)

@@ -74,6 +74,7 @@ class RayExecutor:
         return ray
 
     def map_batches(self, step, view: DatasetView):
+        """Stage the input once, score it on Ray Data workers, yield (rows, columns) parts (see `Executor`)."""
         ray = self._init()
         staging = _stage(view)
         embedding_file = view.embedding_file() if step.needs_embeddings else None

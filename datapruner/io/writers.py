@@ -62,6 +62,7 @@ class ShardedParquetWriter:
             self._writer = None
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Append a table (cast to the writer's schema), starting a new shard every `shard_rows` rows."""
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         offset = 0
         while offset < table.num_rows:
@@ -75,6 +76,7 @@ class ShardedParquetWriter:
             offset += take
 
     def close(self) -> list[Path]:
+        """Finish the open shard."""
         if not self.paths:
             self._open()
         self._close_shard()

@@ -21,6 +21,7 @@ class DropFlagged(Policy):
     params_doc = {"score": "boolean column; true means drop"}
 
     def select(self, scores, candidates):
+        """Keep the candidates whose flag is false or null."""
         self.column(scores)  # a ConfigError naming the key when no scorer produced the column
         flags = np.asarray(scores[self.score_column])
         flagged = np.array([bool(v) if v is not None else False for v in flags]) if flags.dtype == object else flags.astype(bool)

@@ -39,7 +39,7 @@ MAX_BAND = 0.49
 BISECTION_STEPS = 9
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QuadrantAssignment:
     """Result of `eu_quadrants`.
 
@@ -59,6 +59,7 @@ class QuadrantAssignment:
     uncertainty_bounds: tuple[float, float]
 
     def counts(self) -> dict[str, int]:
+        """Rows per quadrant, {"Q1": n, ..., "unassigned": n}."""
         return {q: int((self.quadrant == q).sum()) for q in QUADRANTS}
 
 
@@ -122,7 +123,8 @@ def eu_quadrants(error: Any, uncertainty: Any, *, keep: float) -> QuadrantAssign
     target = count_for(frac, n)
     empty = np.zeros(n, dtype=bool)
     if n == 0:
-        return QuadrantAssignment(np.zeros(0, dtype=object), empty, empty, 0.0, 0.0, (np.nan, np.nan), (np.nan, np.nan))
+        return QuadrantAssignment(quadrant=np.zeros(0, dtype=object), keep=empty, topped_up=empty, a=0.0, b=0.0,
+                                  error_bounds=(np.nan, np.nan), uncertainty_bounds=(np.nan, np.nan))
 
     def kept(t: float) -> int:
         q = assign_quadrants(e, u, t)[0]
@@ -157,7 +159,7 @@ def eu_quadrants(error: Any, uncertainty: Any, *, keep: float) -> QuadrantAssign
             missing -= len(order)
             if missing <= 0:
                 break
-    return QuadrantAssignment(quadrant, keep_mask, topped, t, t, e_bounds, u_bounds)
+    return QuadrantAssignment(quadrant=quadrant, keep=keep_mask, topped_up=topped, a=t, b=t, error_bounds=e_bounds, uncertainty_bounds=u_bounds)
 
 
 class Quadrants(Policy):
@@ -195,9 +197,11 @@ class Quadrants(Policy):
 
     @property
     def score_column(self) -> str | None:
+        """The error column: rows missing it are dropped with ``[missing <error>]``."""
         return self.param("error")
 
     def select(self, scores, candidates):
+        """Keep Q2 + Q4 of the candidates with finite error and uncertainty, topped up to the budget."""
         e = self.column(scores, "error")
         u = self.column(scores, "uncertainty")
         rows = np.flatnonzero(candidates & np.isfinite(e) & np.isfinite(u))
@@ -220,4 +224,5 @@ class Quadrants(Policy):
         return mask
 
     def audit_columns(self) -> dict[str, np.ndarray]:
+        """`quadrant` per row (and `q2_pruned_response` when the scorer pruned tokens), after `select`."""
         return dict(self._audit)

@@ -179,6 +179,7 @@ class ClusterQuota(Policy):
         self.keep = check_fraction(self.key("keep"), self.param("keep"))
 
     def select(self, scores, candidates):
+        """Per-cluster quotas by water-filling, then the highest-`score` rows of each cluster up to its quota."""
         clusters = self.column(scores, "cluster")
         weights = self.column(scores, "weight")
         values = self.column(scores, "score")
@@ -200,6 +201,7 @@ class ClusterQuota(Policy):
         return mask
 
     def audit_columns(self):
+        """`cluster_quota` and `cluster_rank` per row (-1 for non-candidates), after `select`."""
         if not hasattr(self, "_quota"):
             return {}
         return {"cluster_quota": self._quota, "cluster_rank": self._rank}
@@ -241,6 +243,7 @@ class Prototypes(Policy):
         self.keep, self.prefer = keep, prefer
 
     def select(self, scores, candidates):
+        """The `keep` fraction of candidates farthest from (hard) or nearest to (easy) their centroid."""
         rows = np.flatnonzero(candidates)
         order = ranked(self.column(scores), rows, descending=self.prefer == "hard")
         mask = np.zeros_like(candidates)

@@ -49,6 +49,7 @@ class TopFraction(Policy):
             raise ConfigError(self.key("offset"), self.param("offset"), "a number in [0, 1)")
 
     def select(self, scores, candidates):
+        """The candidates ranked `keep` fraction after `offset`, NaN scores dropped, ties by row index."""
         rows = np.flatnonzero(candidates)
         order = ranked(self.column(scores), rows, descending=self.direction == "high")
         skip = count_for(self.offset, len(rows)) if self.offset > 0 else 0
@@ -86,6 +87,7 @@ class Band(Policy):
         self.band = check_choice(self.key("band"), self.param("band"), BANDS)
 
     def select(self, scores, candidates):
+        """The bottom, middle or top `keep` fraction of the ascending ranking, NaN scores dropped."""
         rows = np.flatnonzero(candidates)
         order = ranked(self.column(scores), rows, descending=False)
         n_keep = count_for(self.keep, len(rows))
@@ -121,6 +123,7 @@ class Threshold(Policy):
             raise ConfigError(self.key("max"), hi, f"a number >= min ({lo})")
 
     def select(self, scores, candidates):
+        """The candidates with min <= score <= max; NaN scores dropped."""
         values = self.column(scores)
         ok = ~np.isnan(values)
         if self.min is not None:
