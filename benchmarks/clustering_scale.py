@@ -53,9 +53,9 @@ def _thread_env(threads: int) -> dict[str, str]:
     return env
 
 
-def generate(path: Path, n: int, *, seed: int, chunk: int = 65_536) -> dict:
+def generate(path: Path, n: int, *, random_state: int, chunk: int = 65_536) -> dict:
     """Write (n, 384) float16 clustered unit vectors to `path`; the last 1 % rows are near-copies of earlier rows."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     n_centers = max(2, int(round(np.sqrt(n))))
     centers = rng.standard_normal((n_centers, DIM)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
@@ -78,7 +78,7 @@ def generate(path: Path, n: int, *, seed: int, chunk: int = 65_536) -> dict:
     return {"n_base": n_base, "n_dup": n_dup, "n_true_centers": n_centers}
 
 
-def worker(path: Path, n: int, work: Path, threads: int, seed: int) -> dict:
+def worker(path: Path, n: int, work: Path, threads: int, random_state: int) -> dict:
     """Run every stage on the memmap at `path`; returns timings and memory figures."""
     import faiss
 
@@ -94,7 +94,7 @@ def worker(path: Path, n: int, work: Path, threads: int, seed: int) -> dict:
     k = default_n_clusters(n)
 
     t = time.perf_counter()
-    model = SphericalKMeans(k, random_state=seed).fit(emb, rows=rows)
+    model = SphericalKMeans(k, random_state=random_state).fit(emb, rows=rows)
     times["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -142,18 +142,18 @@ def worker(path: Path, n: int, work: Path, threads: int, seed: int) -> dict:
     }
 
 
-def run_size(n: int, *, threads: int, seed: int, scratch: Path) -> dict:
+def run_size(n: int, *, threads: int, random_state: int, scratch: Path) -> dict:
     folder = scratch / f"n{n}"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "embeddings.f16"
     env = _thread_env(threads)
     t = time.perf_counter()
-    gen = subprocess.run([sys.executable, __file__, "--generate", str(n), "--path", str(path), "--seed", str(seed)],
+    gen = subprocess.run([sys.executable, __file__, "--generate", str(n), "--path", str(path), "--random-state", str(random_state)],
                          env=env, check=True, capture_output=True, text=True)
     gen_s = time.perf_counter() - t
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--worker", str(n), "--path", str(path), "--work", str(folder / "work"),
-                           "--threads", str(threads), "--seed", str(seed)], env=env, capture_output=True, text=True)
+                           "--threads", str(threads), "--random-state", str(random_state)], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"worker for n={n} failed:\n{proc.stderr[-4000:]}")
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="20k and 50k rows (under a minute)")
     ap.add_argument("--sizes", type=int, nargs="+", help="row counts (default 100000 1000000)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/FAISS threads (default 1)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random-state", type=int, default=0)
     ap.add_argument("--scratch", type=Path, help="folder for the memmaps (default a temp dir)")
     ap.add_argument("--out", type=Path, help="result JSON (default benchmarks/results/clustering_scale[_quick].json)")
     ap.add_argument("--generate", type=int, help=argparse.SUPPRESS)
@@ -216,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.generate:
-        print(json.dumps(generate(args.path, args.generate, seed=args.seed)))
+        print(json.dumps(generate(args.path, args.generate, random_state=args.random_state)))
         return 0
     if args.worker:
-        print(json.dumps(worker(args.path, args.worker, args.work, args.threads, args.seed)))
+        print(json.dumps(worker(args.path, args.worker, args.work, args.threads, args.random_state)))
         return 0
 
     sizes = args.sizes or ([20_000, 50_000] if args.quick else [100_000, 1_000_000])
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="dp-clustering-scale-"))
     results = []
     for n in sorted(sizes):
-        r = run_size(n, threads=args.threads, seed=args.seed, scratch=scratch)
+        r = run_size(n, threads=args.threads, random_state=args.random_state, scratch=scratch)
         print(f"n={n:>9,}  total {r['total_s']:7.1f}s  {r['times_s']}  peak RSS {r['peak_rss_self_bytes'] / 1024**3:.2f} GB", flush=True)
         results.append(r)
     if args.scratch is None:

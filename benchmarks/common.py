@@ -7,7 +7,7 @@ Generic on purpose: any benchmark may import it (``from common import ...`` when
   (relative to the repository) or ``$DATAPRUNER_SHARED_DATA``; when absent, ``skip(reason)`` prints
   the reason and exits with code 0.
 - ``load_classification(name)``: SST-2 / Banking77 train and test as ``Split(texts, labels, names)``.
-- ``inject_label_noise(labels, rate, n_classes, seed)``: seeded flips to a uniformly drawn *other*
+- ``inject_label_noise(labels, rate, n_classes, random_state)``: seeded flips to a uniformly drawn *other*
   class; returns the noisy labels and the flipped mask (the ground truth).
 - ``embed_texts(texts)``: bundled-MiniLM embeddings through the library's on-disk cache
   (``datapruner.curation.embedding_cache``), so a rerun or a curation run over the same texts re-embeds nothing.
@@ -129,19 +129,19 @@ def load_classification(name: str) -> tuple[Split, Split]:
     )
 
 
-def subsample(n: int, size: int | None, seed: int = 0) -> np.ndarray:
+def subsample(n: int, size: int | None, random_state: int = 0) -> np.ndarray:
     """Sorted seeded subset of range(n) of `size` rows (all rows when size is None or >= n)."""
     if size is None or size >= n:
         return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    return np.sort(np.random.default_rng(random_state).choice(n, size, replace=False))
 
 
-def inject_label_noise(labels: np.ndarray, rate: float, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def inject_label_noise(labels: np.ndarray, rate: float, n_classes: int, random_state: int) -> tuple[np.ndarray, np.ndarray]:
     """Flip exactly round(rate * N) seeded rows to a uniformly drawn other class.
 
     Returns (noisy_labels, flipped) where `flipped` (N,) bool is the ground truth."""
     labels = np.asarray(labels, dtype=np.int64)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     n = len(labels)
     rows = rng.choice(n, int(round(rate * n)), replace=False)
     noisy = labels.copy()
@@ -203,11 +203,11 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (float(centre - half), float(centre + half))
 
 
-def bootstrap_interval(values, *, stat=np.mean, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+def bootstrap_interval(values, *, stat=np.mean, n_boot: int = 1000, random_state: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     values = np.asarray(values)
     if len(values) == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     boots = np.array([stat(values[rng.integers(0, len(values), len(values))]) for _ in range(n_boot)])
     return (float(np.quantile(boots, alpha / 2)), float(np.quantile(boots, 1 - alpha / 2)))
 

@@ -44,7 +44,7 @@ WORDS = ("data model train prune score cluster token text label embed vector bat
          "signal fast slow small large clean dirty river stone cloud paper green blue red table").split()
 
 
-def prepare(n: int, work: Path, seed: int) -> dict:
+def prepare(n: int, work: Path, random_state: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -53,7 +53,7 @@ def prepare(n: int, work: Path, seed: int) -> dict:
     from datapruner.curation.embedding_cache import store_embeddings
     from datapruner.models.embedder import Embedder
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     path = work / "data.parquet"
     writer = None
     words = np.array(WORDS)
@@ -68,7 +68,7 @@ def prepare(n: int, work: Path, seed: int) -> dict:
     writer.close()
     info = Dataset(path, format="parquet", columns=ColumnMap(text="text", id="id"), batch_size=65_536).ingest()
     gen: dict = {}
-    entry = store_embeddings(Embedder().model_id, info.text_fingerprint, lambda tmp: gen.update(generate(tmp, n, seed=seed)),
+    entry = store_embeddings(Embedder().model_id, info.text_fingerprint, lambda tmp: gen.update(generate(tmp, n, random_state=random_state)),
                              n_rows=n, dim=384)
     return {"parquet_bytes": path.stat().st_size, "embedding_cache_bytes": entry.path.stat().st_size, **gen}
 
@@ -101,13 +101,13 @@ def worker(n: int, work: Path, threads: int) -> dict:
     }
 
 
-def run_size(n: int, threads: int, seed: int) -> dict:
+def run_size(n: int, threads: int, random_state: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"dp-memory-{n}-"))
     env = common.thread_env(threads)
     env["DATAPRUNER_CACHE"] = str(tmp / "cache")
     try:
         t0 = time.perf_counter()
-        prep = subprocess.run([sys.executable, __file__, "--prepare", str(n), "--work", str(tmp), "--seed", str(seed)],
+        prep = subprocess.run([sys.executable, __file__, "--prepare", str(n), "--work", str(tmp), "--random-state", str(random_state)],
                               env=env, check=True, capture_output=True, text=True)
         prepared = json.loads(prep.stdout.strip().splitlines()[-1])
         prepared["seconds"] = time.perf_counter() - t0
@@ -127,14 +127,14 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="5k and 20k rows")
     ap.add_argument("--sizes", type=int, nargs="+")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random-state", type=int, default=0)
     ap.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     threads = common.set_threads(args.threads)
     if args.prepare:
-        print(json.dumps(prepare(args.prepare, args.work, args.seed)))
+        print(json.dumps(prepare(args.prepare, args.work, args.random_state)))
         return
     if args.worker:
         import faiss
@@ -146,7 +146,7 @@ def main(argv=None) -> None:
     sizes = args.sizes or ([5_000, 20_000] if args.quick else [100_000, 1_000_000])
     runs = []
     for n in sizes:
-        r = run_size(n, threads, args.seed)
+        r = run_size(n, threads, args.random_state)
         runs.append(r)
         print(f"{n} rows: peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB, {r['wall_s']:.1f} s", flush=True)
     ratio = runs[-1]["peak_rss_bytes"] / runs[0]["peak_rss_bytes"]

@@ -55,12 +55,12 @@ def pct_rank(x: np.ndarray) -> np.ndarray:
     return order / max(len(x) - 1, 1)
 
 
-def run_one(name: str, train: common.Split, emb: np.ndarray, rate: float, seed: int, work: Path, threads: int) -> dict:
+def run_one(name: str, train: common.Split, emb: np.ndarray, rate: float, random_state: int, work: Path, threads: int) -> dict:
     import cleanlab.filter
     from datapruner.curation.proxy import ProxyClassifier
 
     k = len(train.names)
-    noisy, flipped = common.inject_label_noise(train.labels, rate, k, seed)
+    noisy, flipped = common.inject_label_noise(train.labels, rate, k, random_state)
     path = common.write_parquet(work / f"{name}_{rate}.parquet", train.texts, noisy, train.names)
     t0 = time.perf_counter()
     scores = common.score_with_library(
@@ -135,10 +135,10 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("sst2", "banking77"):
             train, _ = common.load_classification(name)
-            train = train.take(common.subsample(len(train), size, seed=0))
+            train = train.take(common.subsample(len(train), size, random_state=0))
             emb = common.embed_texts(train.texts)
             for i, rate in enumerate(rates):
-                r = run_one(name, train, emb, rate, seed=100 + i, work=Path(tmp), threads=threads)
+                r = run_one(name, train, emb, rate, random_state=100 + i, work=Path(tmp), threads=threads)
                 rows.append(r)
                 print(name, rate, {d: round(m["f1"], 3) for d, m in r["detectors"].items()}, flush=True)
     note = (

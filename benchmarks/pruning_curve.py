@@ -284,8 +284,8 @@ def main(argv=None) -> None:
         work = Path(tmp)
         for name in args.datasets.split(","):
             train_full, test = common.load_classification(name)
-            train = train_full.take(common.subsample(len(train_full), n_train, seed=0))
-            test = test.take(common.subsample(len(test), n_test, seed=0))
+            train = train_full.take(common.subsample(len(train_full), n_train, random_state=0))
+            test = test.take(common.subsample(len(test), n_test, random_state=0))
             k = len(train.names)
             key = f"{name}_{len(train)}_" + hashlib.sha256("\n".join(train.texts).encode()).hexdigest()[:12]
             t0 = time.perf_counter()
@@ -297,7 +297,7 @@ def main(argv=None) -> None:
                 if regime == "clean":
                     labels, flipped = train.labels, np.zeros(len(train), dtype=bool)
                 else:
-                    labels, flipped = common.inject_label_noise(train.labels, NOISE, k, seed=7)
+                    labels, flipped = common.inject_label_noise(train.labels, NOISE, k, random_state=7)
                 scores, t = compute_scores(name, regime, train, labels, key, work, threads, ppl)
                 timings[f"{name}_{regime}"] = t
                 t0 = time.perf_counter()

@@ -36,9 +36,9 @@ class NoisySample:
         return len(self.label_names)
 
 
-def flip_labels(labels: np.ndarray, n_classes: int, *, rate: float = FLIP_RATE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def flip_labels(labels: np.ndarray, n_classes: int, *, rate: float = FLIP_RATE, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Flip `rate` of the labels to a different class, uniformly; returns (noisy labels, flipped mask)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     n = len(labels)
     rows = rng.choice(n, int(round(rate * n)), replace=False)
     noisy = labels.copy()

@@ -10,8 +10,8 @@ from datapruner.selection import apply_policies, make_policy
 from datapruner.selection.quadrants import BISECTION_STEPS, MAX_BAND, assign_quadrants, eu_quadrants
 
 
-def _plane(n: int = 400, seed: int = 0):
-    rng = np.random.default_rng(seed)
+def _plane(n: int = 400, random_state: int = 0):
+    rng = np.random.default_rng(random_state)
     return rng.uniform(size=n), rng.uniform(size=n)
 
 
@@ -34,7 +34,7 @@ def test_quadrants_follow_the_quantile_bands():
 
 
 def test_bisection_finds_the_widest_band_within_budget():
-    e, u = _plane(1000, seed=1)
+    e, u = _plane(1000, random_state=1)
     r = eu_quadrants(e, u, keep=0.2)
     kept_at = lambda t: int(np.isin(assign_quadrants(e, u, t)[0], ["Q2", "Q4"]).sum())
     assert kept_at(r.a) <= 200 < kept_at(r.a + MAX_BAND / 2**BISECTION_STEPS + 1e-9)
@@ -67,7 +67,7 @@ def test_keep_everything_and_bad_input():
 
 
 def test_policy_chain_records_quadrants_and_reasons():
-    e, u = _plane(200, seed=3)
+    e, u = _plane(200, random_state=3)
     flags = np.zeros(200, dtype=object)
     flags[:] = False
     flags[:20] = True
