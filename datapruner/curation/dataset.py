@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datapruner.errors import InputDataError
-from datapruner.io.readers import SourceBatch, read_batches
+from datapruner.io.readers import FORMATS, SourceBatch, read_batches
+from datapruner.validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
     from datapruner.curation.embedding_cache import EmbeddingFile
@@ -89,9 +90,9 @@ class Dataset:
 
     def __init__(self, path: str | Path, *, format: str = "auto", columns: ColumnMap | None = None, batch_size: int = 1024):
         self.path = str(path)
-        self.format = format
+        self.format = check_choice("input.format", format, ("auto", *FORMATS))
         self.columns = columns or ColumnMap()
-        self.batch_size = batch_size
+        self.batch_size = check_positive_int("input.batch_size", batch_size)
         self._ingest: IngestResult | None = None
 
     # ---- reading -------------------------------------------------------------------------

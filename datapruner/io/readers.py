@@ -18,6 +18,7 @@ from typing import Iterator
 import pyarrow as pa
 
 from datapruner.errors import InputDataError
+from datapruner.validation import check_choice, check_positive_int
 
 FORMATS = ("parquet", "jsonl", "csv", "tsv", "hf_disk")
 
@@ -67,12 +68,21 @@ def expand_paths(path: str | Path) -> list[Path]:
 
 
 def read_batches(path: str | Path, *, format: str = "auto", batch_size: int = 1024) -> Iterator[SourceBatch]:
-    """Stream the input as record batches of at most `batch_size` rows, in a stable order."""
-    if batch_size < 1:
-        raise InputDataError(f"batch_size must be >= 1, got {batch_size}")
+    """Stream the input as record batches of at most `batch_size` rows, in a stable order.
+
+    Parameters
+    ----------
+    path : a file, a folder of Parquet files, a glob, or a saved Hugging Face dataset folder.
+    format : "auto" (from the path) or one of `FORMATS`.
+    batch_size : rows per batch (``input.batch_size``).
+
+    Yields
+    ------
+    SourceBatch
+    """
+    check_positive_int("input.batch_size", batch_size)
+    check_choice("input.format", format, ("auto", *FORMATS))
     fmt = detect_format(path if not any(c in str(path) for c in "*?[") else expand_paths(path)[0]) if format == "auto" else format
-    if fmt not in FORMATS:
-        raise InputDataError(f"input.format {format!r} is not supported; use one of {['auto', *FORMATS]}")
     if fmt == "hf_disk":
         yield from _read_hf_disk(Path(path), batch_size)
         return

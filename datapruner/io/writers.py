@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datapruner.errors import InputDataError
+from datapruner.validation import check_positive_int
 
 
 def check_output_location(out_dir: Path, input_path: str | Path) -> None:
@@ -40,7 +41,7 @@ class ShardedParquetWriter:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.schema = schema
-        self.shard_rows = shard_rows
+        self.shard_rows = check_positive_int("output.shard_rows", shard_rows)
         self.compression = compression
         self.paths: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
