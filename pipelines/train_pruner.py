@@ -255,7 +255,7 @@ def encode_examples(examples: list[Example], tokenizer, *, max_length: int) -> l
     """Tokenize each example as ``[CLS] query [SEP] passage [SEP]``; long passages become several
     windows cut at sentence ends, exactly as at inference (:func:`scorers.seqlabel.plan_windows`)."""
     from datapruner.compression.units import split_sentences
-    from datapruner.scorers.seqlabel import unit_token_indices, plan_windows
+    from datapruner.scorers.seqlabel_windows import plan_windows, unit_token_indices
 
     out = []
     for ex in examples:
@@ -342,7 +342,7 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
     from datapruner.models.loading import ensure_offline_env
     from datapruner.paths import atomic_dir
     from datapruner.progress import progress_bar
-    from datapruner.scorers.seqlabel import CONFIG_FILE, WEIGHTS_FILE, build_pruner_net, trainable_state_keys
+    from datapruner.scorers.seqlabel_net import CONFIG_FILE, WEIGHTS_FILE, build_pruner_net, trainable_state_keys
 
     if config.epochs < 1:
         raise InputDataError(f"--epochs must be >= 1, got {config.epochs}")
@@ -471,7 +471,7 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
 
 def write_metrics(out_dir: Path, metrics: dict) -> dict:
     """Add held-out `metrics` to the JSON beside the weights; returns the updated record."""
-    from datapruner.scorers.seqlabel import CONFIG_FILE
+    from datapruner.scorers.seqlabel_net import CONFIG_FILE
 
     path = Path(out_dir) / CONFIG_FILE
     record = json.loads(path.read_text())

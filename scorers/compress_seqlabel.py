@@ -16,7 +16,8 @@ from datapruner.compression.method import CompressionMethod, check_model_name
 from datapruner.compression.selection import UnitSelection, select_by_scores
 from datapruner.errors import ConfigError
 from datapruner.models.cache import shared_model
-from datapruner.scorers.seqlabel import CONSERVATIVE_THRESHOLD, SequenceLabelPruner, keep_units_by_threshold
+from datapruner.scorers.seqlabel import SequenceLabelPruner
+from datapruner.scorers.seqlabel_windows import CONSERVATIVE_THRESHOLD, keep_units_by_threshold
 
 
 class SeqlabelMethod(CompressionMethod):

@@ -5,7 +5,9 @@ A cross-encoder reads ``[CLS] query [SEP] passage [SEP]``. Its token head gives 
 for every passage token; a unit (sentence) is scored by the mean keep-probability of its tokens.
 Its sequence head gives the passage's rerank score (higher = more relevant).
 
-Three kinds of model load through :class:`SequenceLabelPruner`:
+Three kinds of model load through :class:`SequenceLabelPruner` (the networks and backends:
+:mod:`datapruner.scorers.seqlabel_net`; windows, unit tokens and the threshold rule:
+:mod:`datapruner.scorers.seqlabel_windows`):
 
 - ``"bundled"`` (default): the project's own pruner, the bundled all-MiniLM-L6-v2 encoder whose top
   layers and two heads were fine-tuned by ``datapruner train-pruner``; the small fine-tuned part
@@ -25,339 +27,16 @@ passage's rerank score is the maximum over its windows.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from datapruner.errors import InputDataError, ModelLoadError
+from datapruner.scorers.seqlabel_net import BUNDLED, Backend, load_backend
+from datapruner.scorers.seqlabel_windows import plan_windows, unit_token_indices
 
 log = logging.getLogger(__name__)
-
-BUNDLED = "bundled"
-CONSERVATIVE_THRESHOLD = 0.1
-AGGRESSIVE_THRESHOLD = 0.5
-WEIGHTS_FILE = "pruner.safetensors"
-CONFIG_FILE = "pruner.json"
-
-
-def bundled_pruner_dir() -> Path:
-    """Folder of the shipped pruner weights (``pruner.safetensors``) and their config/metrics JSON."""
-    import datapruner
-
-    return Path(datapruner.__file__).resolve().parent / "assets" / "pruner"
-
-
-def keep_units_by_threshold(unit_probs: np.ndarray, *, threshold: float = CONSERVATIVE_THRESHOLD) -> np.ndarray:
-    """Threshold mode of B1: keep a unit when its mean keep-probability exceeds `threshold`.
-
-    Parameters
-    ----------
-    unit_probs : (n_units,) float array of mean keep-probabilities in [0, 1] (higher = keep).
-    threshold : T in [0, 1); 0.1 is conservative (keeps more), 0.5 aggressive.
-
-    Returns
-    -------
-    (n_units,) bool array, True where ``unit_probs > threshold``.
-    """
-    if not 0.0 <= float(threshold) < 1.0:
-        raise InputDataError(
-            f"threshold must be in [0, 1), got {threshold!r}; use 0.1 (conservative) or 0.5 (aggressive)"
-        )
-    probs = np.asarray(unit_probs, dtype=np.float64)
-    return probs > float(threshold)
-
-
-def plan_windows(unit_token_ends: list[int], n_tokens: int, capacity: int) -> list[tuple[int, int]]:
-    """Split ``n_tokens`` passage tokens into windows of at most `capacity` tokens, cutting at unit ends.
-
-    Parameters
-    ----------
-    unit_token_ends : token index one past the last token of each unit, ascending.
-    n_tokens : number of passage tokens.
-    capacity : passage tokens that fit in one encoder window (>= 1).
-
-    Returns
-    -------
-    Half-open token ranges covering ``[0, n_tokens)`` in order, each at most `capacity` long. A cut
-    falls at a unit end whenever one fits; a unit longer than `capacity` is cut at token boundaries.
-    """
-    if capacity < 1:
-        raise InputDataError(f"window capacity must be >= 1 token, got {capacity}")
-    cuts = sorted({e for e in unit_token_ends if 0 < e < n_tokens})
-    windows: list[tuple[int, int]] = []
-    start = 0
-    ci = 0
-    while start < n_tokens:
-        limit = start + capacity
-        if limit >= n_tokens:
-            windows.append((start, n_tokens))
-            break
-        best = None
-        while ci < len(cuts) and cuts[ci] <= limit:
-            if cuts[ci] > start:
-                best = cuts[ci]
-            ci += 1
-        end = best if best is not None else limit
-        windows.append((start, end))
-        start = end
-    if not windows:
-        windows.append((0, 0))
-    return windows
-
-
-# ----------------------------------------------------------------------------------------------
-# Bundled pruner network: MiniLM encoder + token head + passage-score head
-# ----------------------------------------------------------------------------------------------
-
-
-def build_pruner_net(encoder_dir: str, *, dropout: float = 0.1):
-    """The bundled pruner's network on top of the encoder in `encoder_dir` (untrained heads)."""
-    import torch
-    from torch import nn
-    from transformers import AutoModel
-
-    class PrunerNet(nn.Module):
-        """Encoder + token head (2 logits per token: drop, keep) + rank head (1 logit on [CLS])."""
-
-        def __init__(self, encoder):
-            super().__init__()
-            self.encoder = encoder
-            hidden = encoder.config.hidden_size
-            self.dropout = nn.Dropout(dropout)
-            self.token_head = nn.Linear(hidden, 2)
-            self.rank_head = nn.Linear(hidden, 1)
-
-        @property
-        def n_layers(self) -> int:
-            return len(self.encoder.encoder.layer)
-
-        def embed(self, input_ids, token_type_ids):
-            return self.encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
-
-        def run_layers(self, hidden, attention_mask, start: int, stop: int):
-            """Run encoder layers [start, stop) with an additive (B, 1, 1, L) mask (eager attention)."""
-            mask = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-            for layer in self.encoder.encoder.layer[start:stop]:
-                out = layer(hidden, mask)
-                hidden = out[0] if isinstance(out, tuple) else out
-            return hidden
-
-        def heads(self, hidden):
-            """-> token logits (B, L, 2), rank logit (B,)."""
-            hidden = self.dropout(hidden)
-            return self.token_head(hidden), self.rank_head(hidden[:, 0]).squeeze(-1)
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.embed(input_ids, token_type_ids)
-            hidden = self.run_layers(hidden, attention_mask, 0, self.n_layers)
-            return self.heads(hidden)
-
-    encoder = AutoModel.from_pretrained(encoder_dir, attn_implementation="eager")
-    return PrunerNet(encoder)
-
-
-def trainable_state_keys(net, n_train_layers: int) -> list[str]:
-    """Parameter names that fine-tuning changes and the shipped file stores: top layers + heads."""
-    first = net.n_layers - n_train_layers
-    prefixes = tuple(f"encoder.encoder.layer.{i}." for i in range(first, net.n_layers)) + (
-        "token_head.",
-        "rank_head.",
-    )
-    return [k for k, _ in net.named_parameters() if k.startswith(prefixes)]
-
-
-def load_bundled_net(folder: Path):
-    """Load the bundled encoder and overlay the fine-tuned top layers and heads from `folder`."""
-    from safetensors.torch import load_file
-
-    from datapruner.models.embedder import bundled_embedder_path
-    from datapruner.models.loading import ensure_offline_env
-
-    ensure_offline_env()
-    cfg_path, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    if not cfg_path.exists() or not weights.exists():
-        raise ModelLoadError(
-            f"pruner folder {str(folder)!r} lacks {CONFIG_FILE} or {WEIGHTS_FILE}; train one with "
-            f"`datapruner train-pruner --data DIR --out {folder}` or pass model='bundled'"
-        )
-    config = json.loads(cfg_path.read_text())
-    net = build_pruner_net(bundled_embedder_path(), dropout=float(config.get("dropout", 0.1)))
-    state = {k: v.float() for k, v in load_file(str(weights)).items()}
-    expected = set(trainable_state_keys(net, int(config["n_train_layers"])))
-    if set(state) != expected:
-        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-        raise ModelLoadError(
-            f"{weights} does not match the bundled encoder (missing {missing[:3]}, unexpected {extra[:3]}); "
-            "retrain it with `datapruner train-pruner`"
-        )
-    net.load_state_dict(state, strict=False)
-    net.eval()
-    return net, config
-
-
-# ----------------------------------------------------------------------------------------------
-# Backends: each turns padded id batches into (keep-probabilities, rerank scores)
-# ----------------------------------------------------------------------------------------------
-
-
-class _Backend:
-    tokenizer = None
-    use_token_types = False
-    has_rank_head = True
-    max_positions: int | None = None
-    name = ""
-
-    def predict(self, input_ids, attention_mask, token_type_ids):  # pragma: no cover - interface
-        """-> keep-probabilities (B, L) float32, rank scores (B,) float32 (NaN without a rank head)."""
-        raise NotImplementedError
-
-
-class _BundledBackend(_Backend):
-    def __init__(self, folder: Path):
-        from transformers import AutoTokenizer
-
-        from datapruner.models.embedder import bundled_embedder_path
-
-        self.net, self.config = load_bundled_net(folder)
-        self.tokenizer = AutoTokenizer.from_pretrained(bundled_embedder_path())
-        self.use_token_types = True
-        self.max_positions = int(self.net.encoder.config.max_position_embeddings)
-        self.name = f"bundled:{folder}"
-
-    def predict(self, input_ids, attention_mask, token_type_ids):
-        import torch
-
-        token_logits, rank = self.net(input_ids, attention_mask, token_type_ids)
-        return torch.softmax(token_logits, dim=-1)[..., 1], rank
-
-
-class _ProvenceBackend(_Backend):
-    """A Provence-style remote-code model: reads its token (compression) and ranking outputs."""
-
-    _TOKEN_FIELDS = ("compression_logits", "pruning_logits", "token_logits")
-    _RANK_FIELDS = ("ranking_scores", "ranking_logits", "rerank_scores", "logits")
-
-    def __init__(self, folder: str):
-        from transformers import AutoModel, AutoTokenizer
-
-        self.model = AutoModel.from_pretrained(folder, trust_remote_code=True)
-        if not callable(getattr(self.model, "process", None)):
-            raise ModelLoadError(
-                f"model folder {folder!r} declares remote code but its model has no `process` method, "
-                "so it is not a Provence-style pruner; pass a Provence folder or a token-classification checkpoint"
-            )
-        self.model.eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.use_token_types = False
-        self.max_positions = _max_positions(self.model.config)
-        self.name = f"provence:{folder}"
-
-    def predict(self, input_ids, attention_mask, token_type_ids):
-        import torch
-
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-        token = next((getattr(out, f, None) for f in self._TOKEN_FIELDS if getattr(out, f, None) is not None), None)
-        rank = next((getattr(out, f, None) for f in self._RANK_FIELDS if getattr(out, f, None) is not None), None)
-        if token is None:
-            raise ModelLoadError(
-                f"{self.name}: forward output has none of {self._TOKEN_FIELDS}; this Provence variant is not supported"
-            )
-        probs = _logits_to_keep_prob(token, keep_index=1)
-        if rank is None:
-            rank = torch.full((input_ids.shape[0],), float("nan"))
-        return probs, rank.reshape(input_ids.shape[0], -1)[:, 0]
-
-
-class _TokenClassificationBackend(_Backend):
-    def __init__(self, folder: str, config):
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-        self.model = AutoModelForTokenClassification.from_pretrained(folder)
-        self.model.eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.use_token_types = int(getattr(config, "type_vocab_size", 0) or 0) >= 2
-        self.has_rank_head = False
-        self.keep_index = _keep_label_index(config)
-        self.max_positions = _max_positions(config)
-        self.name = f"token-classification:{folder}"
-
-    def predict(self, input_ids, attention_mask, token_type_ids):
-        import torch
-
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if self.use_token_types:
-            kwargs["token_type_ids"] = token_type_ids
-        logits = self.model(**kwargs).logits
-        return _logits_to_keep_prob(logits, keep_index=self.keep_index), torch.full(
-            (input_ids.shape[0],), float("nan")
-        )
-
-
-def _max_positions(config) -> int | None:
-    value = getattr(config, "max_position_embeddings", None)
-    return int(value) if isinstance(value, int) and value > 0 else None
-
-
-def _logits_to_keep_prob(logits, *, keep_index: int):
-    import torch
-
-    if logits.dim() == 3 and logits.shape[-1] == 1:
-        logits = logits[..., 0]
-    if logits.dim() == 2:
-        return torch.sigmoid(logits)
-    if logits.shape[-1] != 2:
-        raise ModelLoadError(
-            f"token head has {logits.shape[-1]} labels; a pruner needs 1 (keep logit) or 2 (drop, keep)"
-        )
-    return torch.softmax(logits, dim=-1)[..., keep_index]
-
-
-def _keep_label_index(config) -> int:
-    num = int(getattr(config, "num_labels", 2))
-    if num == 1:
-        return 0
-    if num != 2:
-        raise ModelLoadError(
-            f"token-classification checkpoint has num_labels={num}; a pruner needs 1 or 2 labels (drop, keep)"
-        )
-    names = {int(i): str(n).lower() for i, n in (getattr(config, "id2label", None) or {}).items()}
-    for idx, name in names.items():
-        if name in {"keep", "relevant", "evidence", "1", "pos", "positive"}:
-            return idx
-    return 1
-
-
-def _load_backend(model: str) -> _Backend:
-    from datapruner.models.loading import ensure_offline_env, resolve_hf_model
-
-    ensure_offline_env()
-    if model == BUNDLED:
-        return _BundledBackend(bundled_pruner_dir())
-    folder = resolve_hf_model(model, kind="sequence-labelling pruner", flag="--model")
-    path = Path(folder)
-    if (path / CONFIG_FILE).exists() or (path / WEIGHTS_FILE).exists():
-        return _BundledBackend(path)
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(
-            f"model {model!r} has no usable config.json ({exc}); pass a Provence or token-classification "
-            "checkpoint folder, a train-pruner output folder, or 'bundled'"
-        ) from exc
-    archs = list(getattr(config, "architectures", None) or [])
-    if getattr(config, "auto_map", None):
-        return _ProvenceBackend(folder)
-    if any(a.endswith("ForTokenClassification") for a in archs):
-        return _TokenClassificationBackend(folder, config)
-    raise ModelLoadError(
-        f"model {model!r} (architectures {archs}) is neither a Provence-style remote-code model nor a "
-        "*ForTokenClassification checkpoint nor a train-pruner folder; pass one of those, or 'bundled'"
-    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -408,12 +87,12 @@ class SequenceLabelPruner:
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
         self.max_query_fraction = float(max_query_fraction)
-        self._backend: _Backend | None = None
+        self._backend: Backend | None = None
 
     @property
-    def backend(self) -> _Backend:
+    def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = _load_backend(self.model)
+            self._backend = load_backend(self.model)
             tok = self._backend.tokenizer
             if tok.cls_token_id is None or tok.sep_token_id is None:
                 raise ModelLoadError(f"tokenizer of {self.model!r} has no [CLS]/[SEP] tokens; a cross-encoder needs both")
@@ -540,19 +219,6 @@ class SequenceLabelPruner:
                     ranks[k] = float(s[r])
                 bar.advance(len(idx))
         return probs, ranks
-
-
-def unit_token_indices(offsets: np.ndarray, units: list[tuple[int, int]]) -> list[list[int]]:
-    """Token indices overlapping each unit's character span (tokens with empty offsets are skipped)."""
-    if len(offsets) == 0:
-        return [[] for _ in units]
-    starts, ends = offsets[:, 0], offsets[:, 1]
-    real = ends > starts
-    out = []
-    for s, e in units:
-        hit = np.nonzero(real & (starts < e) & (ends > s))[0]
-        out.append(hit.tolist())
-    return out
 
 
 def _validate_item(i: int, item) -> None:

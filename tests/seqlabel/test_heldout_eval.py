@@ -24,7 +24,7 @@ def test_sample_is_exactly_the_heldout_split(hotpot_heldout, shared_data):
 
 @pytest.mark.slow
 def test_pruner_evidence_recall_beats_chance_and_matches_shipped_metrics(bundled_pruner, embedder, hotpot_heldout):
-    from datapruner.scorers.seqlabel import CONFIG_FILE, bundled_pruner_dir
+    from datapruner.scorers.seqlabel_net import CONFIG_FILE, bundled_pruner_dir
     from datapruner.pipelines.evaluate_pruner import hotpotqa_evidence_recall
 
     got = hotpotqa_evidence_recall(hotpot_heldout, pruner=bundled_pruner, embedder=embedder)

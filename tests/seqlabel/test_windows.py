@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from datapruner.errors import InputDataError
-from datapruner.scorers.seqlabel import keep_units_by_threshold, plan_windows, unit_token_indices
+from datapruner.scorers.seqlabel_windows import keep_units_by_threshold, plan_windows, unit_token_indices
 
 
 def test_windows_cut_at_unit_ends_and_cover_every_token():
