@@ -82,7 +82,8 @@ def worker(path: Path, n: int, work: Path, threads: int, random_state: int) -> d
     """Run every stage on the memmap at `path`; returns timings and memory figures."""
     import faiss
 
-    from datapruner.curation.clustering import SphericalKMeans, assign_resumable, default_n_clusters
+    from datapruner.curation.clustering import assign_resumable
+    from datapruner.curation.kmeans import SphericalKMeans, default_n_clusters
     from datapruner.scorers.density import cluster_complexity, density_weights
     from datapruner.scorers.semdedup import count_duplicates, semdedup_pass
     from datapruner.selection.quotas import ClusterQuota, Prototypes

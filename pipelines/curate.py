@@ -152,10 +152,10 @@ def score_dataset(cfg: RunConfig) -> ScoredDataset:
 def run_curation(cfg: RunConfig) -> RunResult:
     """Score, select and write a validated config. See the module docstring for the output contract."""
     started = time.perf_counter()
+    policies = [make_policy(spec) for spec in cfg.selection]  # built (and checked) before any scoring
     scored = score_dataset(cfg)
     dataset, view, steps, timings = scored.dataset, scored.view, scored.steps, scored.timings
     info = view.info
-    policies = [make_policy(spec) for spec in cfg.selection]
     keep, reason = apply_policies(policies, view.scores, valid=info.valid, invalid_reason=info.invalid_reason, on_invalid=cfg.on_invalid)
     counts = Counter(reason[~keep].tolist())
     n_kept = int(keep.sum())

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from datapruner.curation.dataset import Batch
-from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, check_pred_probs_params, scorable_rows, view_pred_probs
+from datapruner.curation.prediction_checks import check_pred_probs
+from datapruner.curation.step_predictions import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs_params, scorable_rows, view_pred_probs
 from datapruner.curation.steps import ScoreStep
 
 

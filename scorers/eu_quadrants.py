@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from datapruner.curation.dataset import Batch
-from datapruner.curation.proxy import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs, check_pred_probs_params, scorable_rows, view_pred_probs
+from datapruner.curation.prediction_checks import check_pred_probs
+from datapruner.curation.step_predictions import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs_params, scorable_rows, view_pred_probs
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import InputDataError
 from datapruner.validation import check_choice, check_fraction, check_number

@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from datapruner.curation.dataset import Batch
-from datapruner.curation.proxy import PROXY_PARAMS_DOC, check_labels, fit_proxy_on_view, proxy_from_params
+from datapruner.curation.prediction_checks import check_labels
+from datapruner.curation.step_predictions import PROXY_PARAMS_DOC, fit_proxy_on_view, proxy_from_params
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import InputDataError
 from datapruner.validation import check_choice

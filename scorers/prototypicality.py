@@ -19,16 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datapruner.curation.clustering import (
-    ASSIGN_ROWS,
-    CLUSTER_PARAMS,
-    SphericalKMeans,
-    cluster_options,
-    default_n_clusters,
-    fit_view_kmeans,
-    normalize_rows,
-    save_report_centroids,
-)
+from datapruner.curation.clustering import CLUSTER_PARAMS, cluster_options, fit_view_kmeans, save_report_centroids
+from datapruner.curation.kmeans import ASSIGN_ROWS, SphericalKMeans, default_n_clusters, normalize_rows
 from datapruner.curation.dataset import Batch
 from datapruner.errors import InputDataError
 from datapruner.curation.steps import ScoreStep, nan_column

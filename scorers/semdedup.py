@@ -25,15 +25,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from datapruner.curation.clustering import (
-    CLUSTER_PARAMS,
-    SIM_BUDGET,
-    cluster_members,
-    cluster_options,
-    cluster_view,
-    normalize_rows,
-    save_report_centroids,
-)
+from datapruner.curation.clustering import CLUSTER_PARAMS, cluster_members, cluster_options, cluster_view, save_report_centroids
+from datapruner.curation.kmeans import SIM_BUDGET, normalize_rows
 from datapruner.curation.dataset import Batch
 from datapruner.errors import ConfigError, InputDataError
 from datapruner.paths import atomic_path

@@ -1,2 +1,10 @@
-"""The curation job's engine pieces: the dataset view, proxies, clustering, the embedding cache,
-the score-step contract and the report. Compositions that users run live in `datapruner.pipelines.curate`."""
+"""The curation job's engine pieces. Compositions that users run live in `datapruner.pipelines.curate`.
+
+- `steps`: the `ScoreStep` contract every scorer follows.
+- `dataset`: column mapping, the ingest pass, `Batch`, `DatasetView` (what a step's `fit` sees).
+- `embedding_cache`: the on-disk float16 embedding cache (`EmbeddingFile`).
+- `kmeans`: `SphericalKMeans` on FAISS; `clustering`: its resumable passes over a run.
+- `prediction_checks`: checks of `(labels, pred_probs)` arrays; `proxy`: `ProxyClassifier`;
+  `step_predictions`: where a step's predicted probabilities come from (proxy or column).
+- `report`: the run's score plots.
+"""

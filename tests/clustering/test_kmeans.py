@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datapruner.curation.clustering import SphericalKMeans, assign_resumable, default_n_clusters
+from datapruner.curation.clustering import assign_resumable
+from datapruner.curation.kmeans import SphericalKMeans, default_n_clusters
 from datapruner.errors import ConfigError, InputDataError, NotFittedError
 
 

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from datapruner.curation.clustering import SphericalKMeans
+from datapruner.curation.kmeans import SphericalKMeans
 from datapruner.errors import ConfigError
 from datapruner.scorers.prototypicality import (
     class_prototype_distances,

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from datapruner.curation.clustering import SphericalKMeans
+from datapruner.curation.kmeans import SphericalKMeans
 from datapruner.errors import ConfigError
 from datapruner.scorers.density import cluster_complexity, density_weights
 from datapruner.selection.quotas import ClusterQuota, cluster_quotas, quota_lower_bounds, water_fill

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datapruner.curation.clustering import SphericalKMeans, default_n_clusters
+from datapruner.curation.kmeans import SphericalKMeans, default_n_clusters
 from datapruner.errors import ConfigError
 from datapruner.scorers.semdedup import (
     SemDeDupStep,

@@ -16,7 +16,7 @@ from datapruner.cli import main
 from datapruner.config import load_config
 from datapruner.errors import InputDataError
 from datapruner.pipelines.curate import curate
-from datapruner.curation.proxy import softmax
+from datapruner.curation.prediction_checks import softmax
 from datapruner.scorers.el2n import el2n_scores
 
 CONFIGS = Path(__file__).parents[2] / "configs"

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from datapruner.errors import ConfigError, InputDataError, NotFittedError
-from datapruner.curation.proxy import ProxyClassifier, check_pred_probs, softmax
+from datapruner.curation.prediction_checks import check_pred_probs, softmax
+from datapruner.curation.proxy import ProxyClassifier
 from datapruner.scorers.confident_learning import label_quality
 from datapruner.scorers.el2n import el2n_scores
 from datapruner.scorers.eu_quadrants import error_uncertainty, prune_tokens
