@@ -156,3 +156,21 @@ def heldout_metrics(data_dir, *, pruner, embedder, xquad_limit: int | None = 120
         "hotpotqa_evidence_recall": hotpotqa_evidence_recall(hot, pruner=pruner, embedder=embedder),
         "xquad": xquad_answer_sentence(xq, pruner=pruner, embedder=embedder, limit=xquad_limit),
     }
+
+
+def evaluate_pruner_folder(data_dir, model: str, *, max_length: int = 256, xquad_limit: int | None = 120) -> dict:
+    """:func:`heldout_metrics` of the pruner `model` (``"bundled"`` or a folder, e.g. one written by
+    ``train-pruner --out``) against the bundled MiniLM embedding baseline.
+
+    Parameters
+    ----------
+    data_dir : the QA data folder (HotpotQA / XQuAD files).
+    model : the pruner to evaluate.
+    max_length : the pruner's encoder window in tokens.
+    xquad_limit : XQuAD questions to evaluate (None: all held-out ones).
+    """
+    from datapruner.models import Embedder
+    from datapruner.scorers.seqlabel import SequenceLabelPruner
+
+    return heldout_metrics(data_dir, pruner=SequenceLabelPruner(model, max_length=max_length), embedder=Embedder(),
+                           xquad_limit=xquad_limit)
