@@ -78,7 +78,7 @@ def generate(path: Path, n: int, *, random_state: int, chunk: int = 65_536) -> d
     return {"n_base": n_base, "n_dup": n_dup, "n_true_centers": n_centers}
 
 
-def worker(path: Path, n: int, work: Path, threads: int, random_state: int) -> dict:
+def worker(path: Path, n: int, *, work: Path, threads: int, random_state: int) -> dict:
     """Run every stage on the memmap at `path`; returns timings and memory figures."""
     import faiss
 
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(generate(args.path, args.generate, random_state=args.random_state)))
         return 0
     if args.worker:
-        print(json.dumps(worker(args.path, args.worker, args.work, args.threads, args.random_state)))
+        print(json.dumps(worker(args.path, args.worker, work=args.work, threads=args.threads, random_state=args.random_state)))
         return 0
 
     sizes = args.sizes or ([20_000, 50_000] if args.quick else [100_000, 1_000_000])

@@ -55,7 +55,7 @@ def pct_rank(x: np.ndarray) -> np.ndarray:
     return order / max(len(x) - 1, 1)
 
 
-def run_one(name: str, train: common.Split, emb: np.ndarray, rate: float, random_state: int, work: Path, threads: int) -> dict:
+def run_one(name: str, train: common.Split, emb: np.ndarray, *, rate: float, random_state: int, work: Path, threads: int) -> dict:
     import cleanlab.filter
     from datapruner.curation.proxy import ProxyClassifier
 
@@ -138,7 +138,7 @@ def main(argv=None) -> None:
             train = train.take(common.subsample(len(train), size, random_state=0))
             emb = common.embed_texts(train.texts)
             for i, rate in enumerate(rates):
-                r = run_one(name, train, emb, rate, random_state=100 + i, work=Path(tmp), threads=threads)
+                r = run_one(name, train, emb, rate=rate, random_state=100 + i, work=Path(tmp), threads=threads)
                 rows.append(r)
                 print(name, rate, {d: round(m["f1"], 3) for d, m in r["detectors"].items()}, flush=True)
     note = (

@@ -59,11 +59,11 @@ EXTRA = {"el2n_easy", "el2n_easy_balanced"}  # not in the issue's list; added to
 
 
 # ---- downstream model ------------------------------------------------------------------------------
-def train_eval(x_tr, y_tr, x_te, y_te, n_classes: int, seed: int, *, epochs: int = 20, min_steps: int = 150) -> float:
+def train_eval(x_tr, y_tr, x_te, y_te, *, n_classes: int, random_state: int, epochs: int = 20, min_steps: int = 150) -> float:
     import torch
 
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(random_state)
+    torch.manual_seed(random_state)
     model = torch.nn.Sequential(torch.nn.Linear(x_tr.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, n_classes))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     X, Y = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
@@ -123,7 +123,7 @@ def selections(method: str, scores: dict, f: float, n: int) -> np.ndarray:
 
 
 # ---- scores ----------------------------------------------------------------------------------------
-def compute_scores(name: str, regime: str, train: common.Split, labels: np.ndarray, key: str, work: Path, threads: int, ppl: np.ndarray) -> dict:
+def compute_scores(name: str, regime: str, train: common.Split, *, labels: np.ndarray, key: str, work: Path, threads: int, ppl: np.ndarray) -> dict:
     path = common.write_parquet(work / f"{name}_{regime}.parquet", train.texts, labels, train.names)
     timings = {}
     t0 = time.perf_counter()
@@ -298,7 +298,7 @@ def main(argv=None) -> None:
                     labels, flipped = train.labels, np.zeros(len(train), dtype=bool)
                 else:
                     labels, flipped = common.inject_label_noise(train.labels, NOISE, k, random_state=7)
-                scores, t = compute_scores(name, regime, train, labels, key, work, threads, ppl)
+                scores, t = compute_scores(name, regime, train, labels=labels, key=key, work=work, threads=threads, ppl=ppl)
                 timings[f"{name}_{regime}"] = t
                 t0 = time.perf_counter()
                 memo: dict[bytes, float] = {}
@@ -316,7 +316,7 @@ def main(argv=None) -> None:
                             memo_key = hashlib.sha1(keep.tobytes() + bytes([seed])).digest()
                             if memo_key not in memo:
                                 rows = np.flatnonzero(keep)
-                                memo[memo_key] = train_eval(x_tr[rows], labels[rows], x_te, test.labels, k, seed, **MLP)
+                                memo[memo_key] = train_eval(x_tr[rows], labels[rows], x_te, test.labels, n_classes=k, random_state=seed, **MLP)
                             accs.append(memo[memo_key])
                             kept_n.append(int(keep.sum()))
                             kept_flipped.append(float(flipped[keep].mean()) if keep.any() else 0.0)
