@@ -15,8 +15,6 @@ from datapruner.curation.dataset import DatasetView
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import ConfigError
 
-ENGINES = ("local", "ray")
-
 
 class Executor(Protocol):
     """What an executor does (the extension point for a new engine)."""
@@ -79,4 +77,6 @@ def make_executor(engine: str, options: dict[str, Any] | None = None) -> Executo
             if key not in accepted:
                 raise ConfigError(f"ray.{key}", options[key], f"one of {accepted}")
         return RayExecutor(**options)
+    from datapruner.config import ENGINES
+
     raise ConfigError("engine", engine, f"one of {list(ENGINES)}")
