@@ -42,8 +42,13 @@ class SeqlabelMethod(CompressionMethod):
         return value
 
     def pruner(self) -> SequenceLabelPruner:
-        """The (shared) pruner; its network loads on first use."""
-        return shared_model("seqlabel", self.model, lambda: SequenceLabelPruner(self.model))
+        """The shared pruner, its network loaded (once per process, under the model cache's lock)."""
+        def load() -> SequenceLabelPruner:
+            pruner = SequenceLabelPruner(self.model)
+            pruner.backend  # noqa: B018 - loads the network now, so two threads never load it twice
+            return pruner
+
+        return shared_model("seqlabel", self.model, load)
 
     def allowed_units(self, item: CompressionItem, passage_scores: np.ndarray) -> np.ndarray:
         """(n_units,) bool, the units that may be kept: all of them (see the hybrid method)."""
