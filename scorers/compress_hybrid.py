@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from datapruner.compression.selection import best_until
 from datapruner.scorers.compress_seqlabel import SeqlabelMethod
 from datapruner.validation import check_number
 
@@ -29,15 +30,10 @@ class HybridMethod(SeqlabelMethod):
     def allowed_units(self, item, passage_scores):
         if len(item.passages) <= 1:
             return np.ones(item.n_units, dtype=bool)
-        ptoks = np.bincount(item.passage, weights=item.weights, minlength=len(item.passages))
-        order = np.lexsort((np.arange(len(item.passages)), -passage_scores))
-        limit = self.passage_ratio * item.cap if item.cap is not None else None
-        kept, total = [], 0.0
-        for p in order:
-            if limit is not None and total >= limit and kept:
-                break
-            if limit is None and len(kept) >= max(1, math.ceil(len(order) / 2)):
-                break
-            kept.append(p)
-            total += ptoks[p]
+        n = len(item.passages)
+        if item.cap is None:  # threshold mode: the better half of the passages
+            kept = best_until(passage_scores, np.ones(n), math.ceil(n / 2))
+        else:
+            kept = best_until(passage_scores, np.bincount(item.passage, weights=item.weights, minlength=n),
+                              self.passage_ratio * item.cap)
         return np.isin(item.passage, kept)

@@ -25,7 +25,7 @@ import numpy as np
 from datapruner.compression.budget import knapsack, select_forced
 from datapruner.compression.item import CompressionItem
 from datapruner.compression.method import CompressionMethod, check_model_name
-from datapruner.compression.selection import UnitSelection
+from datapruner.compression.selection import UnitSelection, best_until
 from datapruner.models.cache import shared_model
 from datapruner.scorers import perplexity_chunks as pc
 from datapruner.validation import check_choice, check_number, check_positive_int
@@ -145,13 +145,7 @@ class PerplexityChunks(CompressionMethod):
             w.kept = list(range(len(w.chunks)))
             w.budgets = np.zeros(len(w.kept), dtype=np.int64)
         else:
-            kept, total = [], 0
-            for j in np.lexsort((w.chunks, -rel)):
-                if total >= self.coarse_ratio * it.cap and kept:
-                    break
-                kept.append(int(j))
-                total += ctoks[j]
-            w.kept = sorted(kept)
+            w.kept = best_until(rel, ctoks, self.coarse_ratio * it.cap).tolist()
             forced_tokens = int(it.weights[it.forced].sum())
             w.budgets = (pc.allocate_chunk_budgets(rel[w.kept], ctoks[w.kept], max(0, it.cap - forced_tokens), beta=self.beta)
                          if w.kept else np.zeros(0, dtype=np.int64))

@@ -81,3 +81,21 @@ def passage_max_scores(item: CompressionItem, scores: np.ndarray) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
     return np.array([float(s[item.passage == p].max()) if (item.passage == p).any() else float("nan")
                      for p in range(len(item.passages))])
+
+
+def best_until(scores: np.ndarray, sizes: np.ndarray, limit: float) -> np.ndarray:
+    """Coarse selection of groups (passages, chunks): take them by decreasing score (ties: lower
+    index first) until the taken sizes sum to at least `limit`; always at least one.
+
+    Returns
+    -------
+    sorted int array of the taken group indices.
+    """
+    order = np.lexsort((np.arange(len(scores)), -np.asarray(scores, dtype=np.float64)))
+    kept, total = [], 0.0
+    for j in order:
+        if kept and total >= limit:
+            break
+        kept.append(int(j))
+        total += float(sizes[j])
+    return np.array(sorted(kept), dtype=np.int64)
