@@ -329,12 +329,18 @@ def _frozen_features(net, windows: list[EncodedWindow], first_trained: int, batc
     return feats
 
 
-def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command: str = "") -> dict:
+def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command: str = "",
+                 threads: int | None = None) -> dict:
     """Train the bundled pruner and write ``pruner.safetensors`` + ``pruner.json`` to `out_dir`.
 
-    Returns the JSON record (config, data counts, losses, wall time, held-out metrics).
+    `threads` sets torch's thread count first (None leaves it as it is); the record notes the
+    count in force. Returns the JSON record (config, data counts, losses, wall time, held-out metrics).
     """
     import torch
+
+    from datapruner.models import set_threads
+
+    set_threads(threads)
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 

@@ -3,7 +3,8 @@ sentence embedder (the bundled MiniLM by default), best units while they fit the
 
 from __future__ import annotations
 
-from datapruner.compression.embedding import embed_items, load_embedder
+from datapruner.compression.embedding import embed_items
+from datapruner.models import shared_embedder
 from datapruner.compression.method import ScoreOnlyMethod, check_model_name
 
 
@@ -19,5 +20,5 @@ class DenseUnits(ScoreOnlyMethod):
         self.embedder = self.param("embedder", "bundled-minilm", check_model_name)
 
     def unit_scores(self, items, *, random_state):
-        units, queries = embed_items(load_embedder(self.embedder), items)
+        units, queries = embed_items(shared_embedder(self.embedder), items)
         return [e @ q for e, q in zip(units, queries)]

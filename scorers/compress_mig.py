@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from datapruner.compression.budget import select_forced
-from datapruner.compression.embedding import embed_items, load_embedder
+from datapruner.compression.embedding import embed_items
+from datapruner.models import shared_embedder
 from datapruner.compression.method import CompressionMethod, check_model_name
 from datapruner.compression.selection import UnitSelection
 from datapruner.scorers.mig import mig_scores, select_mig
@@ -48,7 +49,7 @@ class MigMethod(CompressionMethod):
         return np.arange(item.n_units) // self.group_size
 
     def select(self, items, *, random_state=0):
-        units, queries = embed_items(load_embedder(self.embedder), items)
+        units, queries = embed_items(shared_embedder(self.embedder), items)
         out = []
         for it, e, q in zip(items, units, queries):
             scores = mig_scores(e, q, alpha=self.alpha, beta=self.beta)

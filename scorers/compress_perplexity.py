@@ -26,7 +26,7 @@ from datapruner.compression.budget import knapsack, select_forced
 from datapruner.compression.item import CompressionItem
 from datapruner.compression.method import CompressionMethod, check_model_name
 from datapruner.compression.selection import UnitSelection, best_until
-from datapruner.models.cache import shared_model
+from datapruner.models import shared_causal_lm
 from datapruner.scorers import perplexity_chunks as pc
 from datapruner.validation import check_choice, check_number, check_positive_int
 
@@ -73,10 +73,7 @@ class PerplexityChunks(CompressionMethod):
 
     def scorer(self) -> pc.PerplexityScorer:
         """The batched NLL adapter over the (shared) causal LM."""
-        from datapruner.models import CausalLM
-
-        lm = shared_model("compression_lm", self.lm, lambda: CausalLM(self.lm))
-        return pc.PerplexityScorer(lm, max_context=self.max_context)
+        return pc.PerplexityScorer(shared_causal_lm(self.lm), max_context=self.max_context)
 
     def select(self, items, *, random_state=0):
         scorer = self.scorer()

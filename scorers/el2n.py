@@ -72,7 +72,7 @@ class EL2NStep(ScoreStep):
 
     def fit(self, view) -> None:
         """Compute every row's EL2N once: recorded scores, a logits/probs column, or the proxy runs."""
-        from datapruner.pipelines.training_hooks import recorded_scores_for_step
+        from datapruner.curation.recorded_scores import recorded_scores_for_step
 
         recorded = recorded_scores_for_step(self, view, "el2n")
         if recorded is not None:

@@ -176,7 +176,7 @@ class GraNdStep(ScoreStep):
 
     def fit(self, view) -> None:
         """Compute every row's GraNd once: recorded scores, or the S proxies of `proxy_for`."""
-        from datapruner.pipelines.training_hooks import recorded_scores_for_step
+        from datapruner.curation.recorded_scores import recorded_scores_for_step
 
         recorded = recorded_scores_for_step(self, view, "grand")
         if recorded is not None:

@@ -42,11 +42,9 @@ def run(args) -> int:
     import logging
     import time
 
-    from datapruner.models.loading import set_threads
     from datapruner.pipelines.train_pruner import TrainConfig, train_pruner, write_metrics
 
     log = logging.getLogger("datapruner.train_pruner")
-    set_threads(args.threads or 1)
     config = TrainConfig(
         epochs=args.epochs,
         random_state=args.random_state,
@@ -62,19 +60,13 @@ def run(args) -> int:
     )
     command = _command_line(args)
     t0 = time.perf_counter()
-    record = train_pruner(args.data, args.out, config, command=command)
+    record = train_pruner(args.data, args.out, config, command=command, threads=args.threads or 1)
     log.info("trained in %.1f s", time.perf_counter() - t0)
     if not args.no_eval:
-        from datapruner.models import Embedder
-        from datapruner.scorers.seqlabel import SequenceLabelPruner
-        from datapruner.pipelines.evaluate_pruner import heldout_metrics
+        from datapruner.pipelines.evaluate_pruner import evaluate_pruner_folder
 
         t1 = time.perf_counter()
-        metrics = heldout_metrics(
-            args.data,
-            pruner=SequenceLabelPruner(args.out, max_length=args.max_length),
-            embedder=Embedder(),
-        )
+        metrics = evaluate_pruner_folder(args.data, args.out, max_length=args.max_length)
         metrics["seconds"] = round(time.perf_counter() - t1, 1)
         record = write_metrics(args.out, metrics)
     print(json.dumps({k: record.get(k) for k in ("data", "steps", "final_loss", "seconds", "heldout_metrics")}, indent=2))

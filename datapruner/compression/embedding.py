@@ -10,14 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from datapruner.compression.item import CompressionItem
-from datapruner.models.cache import shared_model
-
-
-def load_embedder(name: str):
-    """The :class:`datapruner.models.Embedder` `name`, from the process-wide model cache."""
-    from datapruner.models import Embedder
-
-    return shared_model("embedder", name, lambda: Embedder(name))
 
 
 def embed_full(embedder, texts: list[str]) -> np.ndarray:

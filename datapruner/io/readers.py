@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path

@@ -13,7 +13,8 @@ from datapruner.errors import ConfigError, InputDataError
 from datapruner.pipelines.curate import curate
 from datapruner.scorers.el2n import el2n_scores
 from datapruner.scorers.grand import grand_scores
-from datapruner.pipelines.training_hooks import ExampleScoreCallback, example_scores, read_recorded_scores
+from datapruner.curation.recorded_scores import read_recorded_scores
+from datapruner.pipelines.training_hooks import ExampleScoreCallback, example_scores
 
 
 def test_plain_helper_matches_the_pure_functions():
