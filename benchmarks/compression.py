@@ -580,7 +580,8 @@ def merge(paths: list[str], out_path: Path, ratios: list[int], command: str | No
                 for r, recs in by_r.items():
                     res["records"].setdefault(ds, {}).setdefault(m, {}).setdefault(r, []).extend(recs)
     if shared:  # a dataset split over several processes: rebuild its cases (seeded) and summaries
-        seed = res.get("settings", {}).get("seed", 0)
+        settings = res.get("settings", {})
+        seed = settings.get("random_state", settings.get("seed", 0))  # results written before the rename say "seed"
         n = res.get("settings", {}).get("n_per_dataset", 100)
         ddir = data_dir(None)
         cases = {ds: LOADERS[ds](ddir, n, random.Random(f"{seed}-{ds}")) for ds in res["records"]}
@@ -623,7 +624,7 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=None, help="comma list: run only these methods (default: all)")
     ap.add_argument("--deadline", default=None, help="HH:MM UTC: start no new step after this; results marked partial")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random-state", type=int, default=0)
     ap.add_argument("--out", default=None)
     ap.add_argument("--per-dataset-processes", action="store_true",
                     help="one process per dataset (each runs every method on its dataset), then merge")
@@ -673,7 +674,7 @@ def main(argv=None) -> int:
     skipped = {}
     for ds in args.datasets.split(","):
         try:
-            cases[ds] = LOADERS[ds](ddir, args.n, random.Random(f"{args.seed}-{ds}"))
+            cases[ds] = LOADERS[ds](ddir, args.n, random.Random(f"{args.random_state}-{ds}"))
         except Exception as exc:  # missing file of one dataset: skip it with a message
             skipped[ds] = f"{type(exc).__name__}: {exc}"
             print(f"[{ds}] skipped: {skipped[ds]}", flush=True)
@@ -694,7 +695,7 @@ def main(argv=None) -> int:
                         "shared_machine": "2 cores shared with other engineers' jobs; latencies are noisy"},
         "settings": {
             "ratios": ratios, "slow_ratios": slow_ratios, "n_per_dataset": args.n, "slow_n": args.slow_n,
-            "perplexity_n": args.ppl_n, "seed": args.seed,
+            "perplexity_n": args.ppl_n, "random_state": args.random_state,
             "budget": "hard cap floor(tokens/ratio) in the bundled SmolLM2 tokenizer (passages joined by a blank line)",
             "units": "library sentence units (datapruner.compression.units, max_unit_tokens 128) for every method except LLMLingua",
             "llmlingua": {

@@ -20,6 +20,7 @@ import numpy as np
 
 from datapruner.curation.dataset import Batch
 from datapruner.curation.prediction_checks import check_pred_probs
+from datapruner.curation.recorded_scores import recorded_params_doc, recorded_scores_for_step
 from datapruner.curation.step_predictions import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs_params, scorable_rows, view_pred_probs
 from datapruner.curation.steps import ScoreStep
 
@@ -58,8 +59,7 @@ class EL2NStep(ScoreStep):
         **PROXY_PARAMS_DOC,
         **COLUMN_PARAMS_DOC,
         "pred_probs": "'in_sample' (default; the paper: runs trained on all rows, scored after E epochs) or 'cross_val' (out-of-sample)",
-        "scores_file": "Parquet file of recorded per-example scores (id, epoch, el2n) from datapruner.pipelines.training_hooks; replaces the proxy",
-        "epoch": "with scores_file: the recorded epoch to use (default: the latest)",
+        **recorded_params_doc("el2n"),
     }
 
     def __init__(self, **params: Any):
@@ -72,8 +72,6 @@ class EL2NStep(ScoreStep):
 
     def fit(self, view) -> None:
         """Compute every row's EL2N once: recorded scores, a logits/probs column, or the proxy runs."""
-        from datapruner.curation.recorded_scores import recorded_scores_for_step
-
         recorded = recorded_scores_for_step(self, view, "el2n")
         if recorded is not None:
             self.values = recorded

@@ -19,6 +19,7 @@ import numpy as np
 
 from datapruner.curation.dataset import Batch
 from datapruner.curation.prediction_checks import check_labels
+from datapruner.curation.recorded_scores import recorded_params_doc, recorded_scores_for_step
 from datapruner.curation.step_predictions import PROXY_PARAMS_DOC, fit_proxy_on_view, proxy_from_params
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import InputDataError
@@ -159,8 +160,7 @@ class GraNdStep(ScoreStep):
         "epochs": "proxy training epochs before scoring (default 0 = at initialisation, as the paper)",
         "hidden": "proxy MLP hidden width; 0 = logistic layer (default 0)",
         "scope": "'all' trainable parameters (default, the method) or 'last_layer' (named approximation)",
-        "scores_file": "Parquet file of recorded per-example scores (id, epoch, grand) from datapruner.pipelines.training_hooks; replaces the proxy",
-        "epoch": "with scores_file: the recorded epoch to use (default: the latest)",
+        **recorded_params_doc("grand"),
     }
 
     #: GraNd scores at initialisation (the paper) and needs no out-of-sample probabilities
@@ -176,8 +176,6 @@ class GraNdStep(ScoreStep):
 
     def fit(self, view) -> None:
         """Compute every row's GraNd once: recorded scores, or the S proxies of `proxy_for`."""
-        from datapruner.curation.recorded_scores import recorded_scores_for_step
-
         recorded = recorded_scores_for_step(self, view, "grand")
         if recorded is not None:
             self.values = recorded

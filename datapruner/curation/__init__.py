@@ -6,5 +6,6 @@
 - `kmeans`: `SphericalKMeans` on FAISS; `clustering`: its resumable passes over a run.
 - `prediction_checks`: checks of `(labels, pred_probs)` arrays; `proxy`: `ProxyClassifier`;
   `step_predictions`: where a step's predicted probabilities come from (proxy or column).
+- `recorded_scores`: per-example scores recorded while a user's model trained (`scores_file`).
 - `report`: the run's score plots.
 """

@@ -17,6 +17,15 @@ from datapruner.errors import ConfigError, InputDataError
 RECORDED_SCORES = ("el2n", "grand")
 
 
+def recorded_params_doc(column: str) -> dict[str, str]:
+    """The `params_doc` entries of a step that can read `column` from a recorded scores file."""
+    return {
+        "scores_file": f"Parquet file of recorded per-example scores (id, epoch, {column}) from "
+                       "datapruner.pipelines.training_hooks; replaces the proxy",
+        "epoch": "with scores_file: the recorded epoch to use (default: the latest)",
+    }
+
+
 def write_recorded_scores(path: str | Path, rows: dict[str, list]) -> Path:
     """Write recorded scores (`id`, `epoch`, `seed`, score columns) to Parquet atomically."""
     import pyarrow as pa
