@@ -69,6 +69,7 @@ def skip(reason: str) -> None:
 
 
 def shared_data_dir() -> Path:
+    """``$DATAPRUNER_SHARED_DATA``, else ``../shared/data`` beside the repository."""
     env = os.environ.get("DATAPRUNER_SHARED_DATA")
     return Path(env).expanduser() if env else ROOT.parent / "shared" / "data"
 
@@ -76,7 +77,7 @@ def shared_data_dir() -> Path:
 def require_data(*parts: str) -> Path:
     path = shared_data_dir().joinpath(*parts)
     if not path.exists():
-        skip(f"{path} not found; set DATAPRUNER_SHARED_DATA to the shared data folder (see /work/shared/data/README.md)")
+        skip(f"{path} not found; set DATAPRUNER_SHARED_DATA to the shared data folder (by default ../shared/data beside the repository)")
     return path
 
 

@@ -1,6 +1,6 @@
 """Context-compression benchmark with hard distractors (issue 6, METHODS.md Part B and B4).
 
-Tasks (data from ``$DATAPRUNER_SHARED_DATA/qa`` or ``/work/shared/data/qa``; skipped with a message
+Tasks (data from ``$DATAPRUNER_SHARED_DATA/qa`` or the repository's ``../shared/data/qa``; skipped with a message
 and exit 0 when absent):
 
 - ``xquad``: an XQuAD question with its paragraph among the other paragraphs of the same article
@@ -189,8 +189,9 @@ def _norm_ws(text: str) -> str:
 def data_dir(arg: str | None) -> Path:
     if arg:
         return Path(arg)
-    env = os.environ.get("DATAPRUNER_SHARED_DATA")
-    base = Path(env) if env else Path("/work/shared/data")
+    from common import shared_data_dir
+
+    base = shared_data_dir()
     return base / "qa" if (base / "qa").is_dir() else base
 
 
