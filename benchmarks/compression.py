@@ -228,11 +228,10 @@ def load_xquad(ddir: Path, n: int, rng: random.Random) -> list[dict]:
 
 
 def load_hotpotqa(ddir: Path, n: int, rng: random.Random) -> list[dict]:
-    from datapruner.pipelines.train_pruner import HOTPOT_FILE, HOTPOT_HELDOUT, find_data_file, join_sentences
-    from datapruner.pipelines.train_pruner import load_hotpotqa as _load
+    from datapruner.pipelines import train_pruner
 
-    records = _load(find_data_file(ddir, HOTPOT_FILE))
-    first_heldout = len(records) - HOTPOT_HELDOUT
+    records = train_pruner.load_hotpotqa(train_pruner.find_data_file(ddir, train_pruner.HOTPOT_FILE))
+    first_heldout = len(records) - train_pruner.HOTPOT_HELDOUT
     out = []
     for i, rec in enumerate(records):
         facts = rec["supporting_facts"]
@@ -241,7 +240,7 @@ def load_hotpotqa(ddir: Path, n: int, rng: random.Random) -> list[dict]:
         rng.shuffle(groups)
         passages, evidence, gold_p = [], [], []
         for j, (sents, idx, gold) in enumerate(groups):
-            text, spans = join_sentences(sents)
+            text, spans = train_pruner.join_sentences(sents)
             passages.append(text)
             evidence += [text[s:e] for k, (s, e) in enumerate(spans) if k in idx and e > s]
             if gold:
@@ -253,11 +252,11 @@ def load_hotpotqa(ddir: Path, n: int, rng: random.Random) -> list[dict]:
 
 
 def load_nq(ddir: Path, n: int, rng: random.Random) -> list[dict]:
-    from datapruner.pipelines.train_pruner import NQ_FILE, NQ_TRAIN_ROWS, TrainConfig, gold_passage, find_data_file
-    from datapruner.pipelines.train_pruner import load_nq as _load
+    from datapruner.pipelines import train_pruner
+    from datapruner.pipelines.train_pruner import NQ_TRAIN_ROWS, TrainConfig, gold_passage
     from datapruner.scorers.bm25 import BM25Index
 
-    rows = _load(find_data_file(ddir, NQ_FILE))
+    rows = train_pruner.load_nq(train_pruner.find_data_file(ddir, train_pruner.NQ_FILE))
     # the pruner trained on the first `nq_train` rows (of rows < 2000) that have a gold passage
     trained, k = set(), 0
     for i, r in enumerate(rows[:NQ_TRAIN_ROWS]):

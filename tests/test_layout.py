@@ -70,6 +70,14 @@ def _private_attribute_uses(path: Path) -> list[tuple[int, str]]:
     ]
 
 
+def _private_aliases(path: Path) -> list[tuple[int, str]]:
+    """`from datapruner... import name as _name`: a public name hidden behind a private one."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return [(node.lineno, f"{node.module}.{a.name}") for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("datapruner")
+            for a in node.names if (a.asname or "").startswith("_")]
+
+
 ALL_FILES = [p for folder in CHECKED_FOLDERS for p in _python_files(folder)]
 
 
@@ -97,6 +105,7 @@ def test_no_private_names_across_modules():
             if module.startswith("datapruner") and module != own and name and name.startswith("_") and not name.startswith("__"):
                 bad.append(f"{_where(p, line)} imports {module}.{name}")
         bad.extend(f"{_where(p, line)} uses {use}" for line, use in _private_attribute_uses(p))
+        bad.extend(f"{_where(p, line)} renames {name} to a private alias" for line, name in _private_aliases(p))
     assert not bad, "make the name public or keep the code where it is used:\n" + "\n".join(bad)
 
 
@@ -136,12 +145,15 @@ def test_interfaces_call_pipelines_only():
     ("from scorers.mig import mig_scores\n", "test_one_import_name"),
     ("from datapruner.pipelines.compress import _prepare\n", "test_no_private"),
     ("import datapruner.pipelines.compress as C\nC._finish()\n", "test_no_private"),
+    ("from datapruner.pipelines.train_pruner import load_nq as _load\n", "private_alias"),
 ])
 def test_the_checks_catch_a_violation(tmp_path, source, expected):
     path = tmp_path / "bad.py"
     path.write_text(source)
     imports = _imports(path)
-    if expected == "test_one_import_name":
+    if expected == "private_alias":
+        assert _private_aliases(path) == [(1, "datapruner.pipelines.train_pruner.load_nq")]
+    elif expected == "test_one_import_name":
         assert imports[0][1].split(".")[0] == "scorers"
     elif imports[0][2]:
         assert imports[0][2].startswith("_")
