@@ -17,6 +17,15 @@ class InputDataError(DataprunerError):
     """The input data cannot be read or does not have what a step needs."""
 
 
+class OutputFolderError(DataprunerError):
+    """The output folder cannot be written: it holds other files, an earlier run (without
+    ``--overwrite``), another run is writing it, or the disk filled up while writing."""
+
+
+class OutputCheckError(DataprunerError):
+    """The files a run wrote disagree with what it decided (a bug: the run is not published)."""
+
+
 class ModelLoadError(DataprunerError):
     """A model or tokenizer cannot be loaded (usually: a hub name while offline)."""
 

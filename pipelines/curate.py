@@ -7,7 +7,13 @@ Output contract (every run):
 - `scores.parquet`: one row per input row: `id`, every score column, `keep`, `reason`.
 - `manifest.json`: resolved config, versions, input fingerprint, counts by reason, timings.
 - `report/`: plots and per-step tables (when output.plots).
-Rows in == rows kept + rows dropped, checked before anything is written.
+
+All or nothing: everything is written into a temporary sibling folder, checked from disk (every
+ingested id exactly once in `scores.parquet`, `pruned/` exactly the kept rows, rows in == kept +
+dropped) and then renamed over the output folder, the manifest written last
+(`datapruner.curation.run_folder`). An earlier run is replaced only with `output.overwrite`.
+Finished steps are saved in the run's work folder, so a rerun of a killed run reuses them
+(`datapruner.curation.step_store`); the manifest's `resume` section says what was reused.
 """
 
 from __future__ import annotations
@@ -15,22 +21,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import pyarrow as pa
 
 from datapruner.config import RunConfig, config_from_dict, load_config
 from datapruner.curation.dataset import ID_COLUMN, Dataset, DatasetView
+from datapruner.curation.output_checks import check_scores_file
+from datapruner.curation.outputs import check_pruned, scores_table, write_pruned, write_scores
+from datapruner.curation.run_folder import MANIFEST, RunFolder, files_under, kill_point, work_dir_of
+from datapruner.curation.step_store import StepStore
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import ConfigError, InputDataError
 from datapruner.executors import make_executor
-from datapruner.io.writers import ShardedParquetWriter, check_output_location, write_table_atomic
-from datapruner.paths import atomic_dir, atomic_path
-from datapruner.registry import make_scorer
+from datapruner.io.writers import check_output_location
+from datapruner.registry import get_scorer, make_scorer
 from datapruner.selection import apply_policies, make_policy
 
 log = logging.getLogger(__name__)
@@ -95,21 +102,26 @@ class ScoredDataset:
     view : the dataset view holding every score column in `view.scores`.
     steps : the fitted score steps, in config order.
     timings : seconds per phase (ingest, embed, score:<step>).
+    reused : the steps whose columns were read back from the work folder (`resume=True`).
     """
 
     dataset: Dataset
     view: DatasetView
     steps: list[ScoreStep]
     timings: dict[str, float]
+    reused: list[str] = field(default_factory=list)
 
 
-def score_dataset(cfg: RunConfig) -> ScoredDataset:
+def score_dataset(cfg: RunConfig, *, resume: bool = False) -> ScoredDataset:
     """Ingest the input and run every scorer of a validated config (no selection, nothing written).
 
     Parameters
     ----------
     cfg : RunConfig
         A config that passed `RunConfig.validate`.
+    resume : bool
+        Save each finished step's columns in the run's work folder (`.<out>.work/steps/`) and reuse
+        those a killed or earlier run of the same config and input saved (`StepStore`).
 
     Returns
     -------
@@ -124,68 +136,134 @@ def score_dataset(cfg: RunConfig) -> ScoredDataset:
     check_output_location(out_dir, cfg.input.path)
     executor = make_executor(cfg.engine, cfg.ray)
     steps = [make_scorer(s.name, {**s.params}) for s in cfg.scorers]
+    for step in steps:
+        step.draw_plots = cfg.output.plots
     dataset = Dataset(cfg.input.path, format=cfg.input.format, columns=cfg.input.columns, batch_size=cfg.input.batch_size)
     t = time.perf_counter()
     info = dataset.ingest()
     timings["ingest"] = time.perf_counter() - t
     view = DatasetView(
-        dataset=dataset, info=info, random_state=cfg.random_state, work_dir=out_dir / ".work",
+        dataset=dataset, info=info, random_state=cfg.random_state, work_dir=work_dir_of(out_dir),
         embedder_name=cfg.models.embedder, lm_name=cfg.models.lm, lm_max_length=cfg.models.lm_max_length,
     )
     _check_needs(steps, view)
-    for step in steps:
+    store = _step_store(cfg, view) if resume else None
+    keys: list[str] = []
+    reused: list[str] = []
+    for step, spec in zip(steps, cfg.scorers):
         t = time.perf_counter()
-        if step.needs_embeddings:
-            view.embeddings()
-            timings.setdefault("embed", time.perf_counter() - t)
-            t = time.perf_counter()
-        step.fit(view)
-        columns = _collect(executor.map_batches(step, view), info.n_rows, step.name)
+        key = store.key(step.name, spec.params, keys) if store else ""
+        keys.append(key)
+        columns = store.load(key) if store else None
+        if columns is not None:
+            reused.append(step.name)
+            if _has_report(step):  # its report needs the fitted state; fits reuse their own work-folder state
+                step.fit(view)
+        else:
+            if step.needs_embeddings:
+                view.embeddings()
+                timings.setdefault("embed", time.perf_counter() - t)
+                t = time.perf_counter()
+            step.fit(view)
+            columns = _collect(executor.map_batches(step, view), info.n_rows, step.name)
         clash = set(columns) & (set(view.scores) | set(CONTROL_COLUMNS))
         if clash:
             raise ConfigError(f"scorers[{step.name}]", sorted(clash), "score columns not produced by an earlier scorer")
+        if store and step.name not in reused:
+            store.save(key, step.name, columns)
+            kill_point(f"step:{step.name}")
         view.scores.update(columns)
         timings[f"score:{step.name}"] = time.perf_counter() - t
-    return ScoredDataset(dataset=dataset, view=view, steps=steps, timings=timings)
+    return ScoredDataset(dataset=dataset, view=view, steps=steps, timings=timings, reused=reused)
+
+
+def _has_report(step: ScoreStep) -> bool:
+    return type(step).write_report is not ScoreStep.write_report
+
+
+def _step_store(cfg: RunConfig, view: DatasetView) -> StepStore:
+    """The finished-step store of this config and input (see `StepStore` for what the key covers)."""
+    context = {
+        "input": {"format": cfg.input.format, "columns": cfg.input.columns.used(), "batch_size": cfg.input.batch_size,
+                  "fingerprint": view.info.input_fingerprint},
+        "models": {"embedder": cfg.models.embedder, "lm": cfg.models.lm, "lm_max_length": cfg.models.lm_max_length,
+                   "threads": cfg.models.threads},
+        "random_state": cfg.random_state,
+    }
+    return StepStore(view.work_dir, context=context, sources=view.info.sources)
+
+
+def check_score_columns(cfg: RunConfig, policies) -> None:
+    """Fail before any work when a policy names a scorer instead of one of its columns (e.g. `text_stats`).
+
+    Raises
+    ------
+    ConfigError : naming the policy key, the value, the scorer's columns and the flag to set.
+    """
+    scorers = {s.name: get_scorer(s.name) for s in cfg.scorers}
+    for policy in policies:
+        for param in policy.column_params:
+            value = policy.param(param)
+            cls = scorers.get(value)
+            if cls is not None and value not in cls.columns:
+                raise ConfigError(
+                    f"selection[{policy.name}].{param}", value,
+                    f"a score column, not a scorer name; scorer {value!r} writes {sorted(cls.columns)}: "
+                    f"choose one with --score-column (datapruner prune) or selection[].{param} (config)",
+                )
 
 
 def run_curation(cfg: RunConfig) -> RunResult:
     """Score, select and write a validated config. See the module docstring for the output contract."""
     started = time.perf_counter()
     policies = [make_policy(spec) for spec in cfg.selection]  # built (and checked) before any scoring
-    scored = score_dataset(cfg)
-    dataset, view, steps, timings = scored.dataset, scored.view, scored.steps, scored.timings
-    info = view.info
-    keep, reason = apply_policies(policies, view.scores, valid=info.valid, invalid_reason=info.invalid_reason, on_invalid=cfg.on_invalid)
-    counts = Counter(reason[~keep].tolist())
-    n_kept = int(keep.sum())
-    if n_kept + sum(counts.values()) != info.n_rows:
-        raise RuntimeError("row accounting failed: kept + dropped != rows in")
+    check_score_columns(cfg, policies)
+    with RunFolder(cfg.output.dir, overwrite=cfg.output.overwrite, input_path=cfg.input.path) as folder:
+        scored = score_dataset(cfg, resume=True)
+        dataset, view, steps, timings = scored.dataset, scored.view, scored.steps, scored.timings
+        info = view.info
+        keep, reason = apply_policies(policies, view.scores, valid=info.valid, invalid_reason=info.invalid_reason, on_invalid=cfg.on_invalid)
+        with folder.stage() as staging:
+            t = time.perf_counter()
+            write_scores(staging, scores_table(info.ids, view.scores, keep=keep, reason=reason))
+            kill_point("write:scores")
+            write_pruned(staging, dataset, keep, scores=view.scores if cfg.output.with_scores else None,
+                         shard_rows=cfg.output.shard_rows)
+            kill_point("write:pruned")
+            counts = check_scores_file(staging, info.ids, selected=True)  # from the files on disk
+            check_pruned(staging, dataset)
+            timings["write"] = time.perf_counter() - t
+            report = _write_report(cfg, steps, view.scores, keep, staging / "report")
+            timings["total"] = time.perf_counter() - started
+            manifest = _manifest(cfg, view, counts, timings, report, resume=_resume_entry(scored), folder=folder, staging=staging)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    out_dir = folder.out_dir
+    log.info("kept %d of %d rows; outputs in %s", counts["kept"], info.n_rows, out_dir)
+    return RunResult(
+        out_dir=out_dir, n_rows=info.n_rows, n_kept=counts["kept"], dropped_by_reason=counts["dropped_by_reason"],
+        scores=view.scores, keep=keep, reason=reason, manifest=manifest,
+    )
 
-    out_dir = Path(cfg.output.dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t = time.perf_counter()
-    write_table_atomic(scores_table(info.ids, view.scores, keep=keep, reason=reason), out_dir / "scores.parquet")
-    _write_pruned(dataset, keep, view.scores if cfg.output.with_scores else None, out_dir / "pruned", cfg.output.shard_rows)
-    timings["write"] = time.perf_counter() - t
+
+def _write_report(cfg: RunConfig, steps, scores: dict[str, np.ndarray], keep: np.ndarray, directory: Path) -> dict[str, Any]:
     report: dict[str, Any] = {}
     if cfg.output.plots:
         from datapruner.curation.report import write_score_plots
 
-        report["plots"] = write_score_plots(view.scores, out_dir / "report", keep=keep)
+        report["plots"] = write_score_plots(scores, directory, keep=keep)
     for step in steps:
-        extra = step.write_report(out_dir / "report", view.scores)
+        extra = step.write_report(directory, scores)
         if extra:
             report[step.name] = extra
-    timings["total"] = time.perf_counter() - started
-    manifest = _manifest(cfg, view, n_kept, counts, timings, report)
-    with atomic_path(out_dir / "manifest.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=2, default=str))
-    log.info("kept %d of %d rows; outputs in %s", n_kept, info.n_rows, out_dir)
-    return RunResult(
-        out_dir=out_dir, n_rows=info.n_rows, n_kept=n_kept, dropped_by_reason=dict(counts),
-        scores=view.scores, keep=keep, reason=reason, manifest=manifest,
-    )
+    return report
+
+
+def _resume_entry(scored: ScoredDataset) -> dict[str, Any]:
+    return {
+        "work_dir": str(scored.view.work_dir),
+        "reused_steps": scored.reused,
+        "computed_steps": [s.name for s in scored.steps if s.name not in scored.reused],
+    }
 
 
 def _check_needs(steps, view: DatasetView) -> None:
@@ -218,54 +296,6 @@ def _collect(parts, n_rows: int, step_name: str) -> dict[str, np.ndarray]:
     return columns
 
 
-def _arrow(values: np.ndarray) -> pa.Array:
-    if values.dtype == object:
-        return pa.array(values.tolist())
-    return pa.array(values)
-
-
-def scores_table(ids: pa.Array, scores: dict[str, np.ndarray], *, keep: np.ndarray | None, reason: np.ndarray) -> pa.Table:
-    """The audit table: `id`, score columns (sorted by name), `keep` (when selected), `reason`.
-
-    Parameters
-    ----------
-    ids : (N,) row ids. scores : {column: (N,) array}. keep : (N,) bool or None. reason : (N,) str.
-    """
-    arrays = {ID_COLUMN: ids}
-    for name in sorted(scores):
-        arrays[name] = _arrow(scores[name])
-    if keep is not None:
-        arrays["keep"] = pa.array(keep)
-    arrays["reason"] = pa.array(reason.tolist(), pa.string())
-    return pa.table(arrays)
-
-
-def _write_pruned(dataset: Dataset, keep: np.ndarray, scores: dict[str, np.ndarray] | None, directory: Path, shard_rows: int) -> int:
-    schema = dataset.ingest().schema
-    if scores:
-        clash = set(scores) & set(schema.names)
-        if clash:
-            raise ConfigError("output.with_scores", True, f"score columns that do not clash with input columns {sorted(clash)}")
-        for name in sorted(scores):
-            schema = schema.append(pa.field(name, _arrow(scores[name]).type))
-    with atomic_dir(directory) as tmp:
-        with ShardedParquetWriter(tmp, schema, shard_rows=shard_rows) as writer:
-            start = 0
-            for sb in dataset.source_batches():
-                rb = sb.batch
-                n = rb.num_rows
-                mask = keep[start : start + n]
-                if mask.any():
-                    table = pa.Table.from_batches([rb]).filter(pa.array(mask))
-                    if scores:
-                        idx = np.flatnonzero(mask) + start
-                        for name in sorted(scores):
-                            table = table.append_column(name, _arrow(scores[name][idx]))
-                    writer.write(table.cast(schema))
-                start += n
-    return int(keep.sum())
-
-
 def package_versions() -> dict[str, str]:
     """Installed versions of datapruner and the libraries that shape its results.
 
@@ -285,9 +315,10 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _manifest(cfg: RunConfig, view: DatasetView, n_kept: int, counts: Counter, timings: dict[str, float], report: dict) -> dict[str, Any]:
+def _manifest(cfg: RunConfig, view: DatasetView, counts: dict[str, Any], timings: dict[str, float], report: dict, *,
+              resume: dict[str, Any], folder: RunFolder, staging: Path) -> dict[str, Any]:
     info = view.info
-    return {
+    manifest = {
         "datapruner_manifest": 1,
         "config": cfg.to_dict(),
         "versions": package_versions(),
@@ -301,17 +332,16 @@ def _manifest(cfg: RunConfig, view: DatasetView, n_kept: int, counts: Counter, t
             "text_fingerprint": info.text_fingerprint,
             "schema": [f"{f.name}: {f.type}" for f in info.schema],
         },
-        "counts": {
-            "rows_in": info.n_rows,
-            "kept": n_kept,
-            "dropped": int(sum(counts.values())),
-            "dropped_by_reason": dict(sorted(counts.items())),
-            "invalid_rows": int((~info.valid).sum()),
-        },
+        "counts": {**counts, "invalid_rows": int((~info.valid).sum())},
+        "labels": None if info.label_names is None else {"column": cfg.input.columns.label, "classes": list(info.label_names)},
         "score_columns": sorted(view.scores),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "report": report,
+        "resume": resume,
+        "replaced_earlier_run": bool(folder.replaced),
+        "files": files_under(staging),
     }
+    return manifest
 
 
 def _resolve(config: RunConfig | Mapping[str, Any] | str | Path, out: str | None) -> RunConfig:
@@ -354,9 +384,18 @@ def score(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | None
     Path of `scores.parquet` (`id`, score columns, `reason` = "scored" or why a row was skipped).
     """
     cfg = _resolve(config, out)
-    view = score_dataset(cfg).view
-    info = view.info
-    reason = np.where(info.valid, "scored", np.char.add("invalid:", info.invalid_reason.astype(str))).astype(object)
-    path = Path(cfg.output.dir) / "scores.parquet"
-    write_table_atomic(scores_table(info.ids, view.scores, keep=None, reason=reason), path)
-    return path
+    started = time.perf_counter()
+    with RunFolder(cfg.output.dir, overwrite=cfg.output.overwrite, input_path=cfg.input.path) as folder:
+        scored = score_dataset(cfg, resume=True)
+        view = scored.view
+        info = view.info
+        reason = np.where(info.valid, "scored", np.char.add("invalid:", info.invalid_reason.astype(str))).astype(object)
+        with folder.stage() as staging:
+            write_scores(staging, scores_table(info.ids, view.scores, keep=None, reason=reason))
+            kill_point("write:scores")
+            counts = check_scores_file(staging, info.ids, selected=False)
+            scored.timings["total"] = time.perf_counter() - started
+            manifest = _manifest(cfg, view, counts, scored.timings, {}, resume=_resume_entry(scored), folder=folder, staging=staging)
+            manifest["mode"] = "score"
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    return folder.out_dir / "scores.parquet"

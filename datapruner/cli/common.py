@@ -51,6 +51,13 @@ def add_input_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scorer", action="append", required=True, help="scorer name (repeatable); see `datapruner info`")
     p.add_argument("--param", action="append", default=[], metavar="SCORER.KEY=VALUE", help="scorer parameter, e.g. perplexity.response_only=true")
     p.add_argument("--out", required=True, help="output folder")
+    add_overwrite_flag(p)
+
+
+def add_overwrite_flag(p) -> None:
+    """``--overwrite``: replace an earlier run in the output folder (config key ``output.overwrite``)."""
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace an earlier datapruner run in the output folder (otherwise it is refused)")
 
 
 def config_from_flags(args: argparse.Namespace, selection: list[dict[str, Any]]) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def config_from_flags(args: argparse.Namespace, selection: list[dict[str, Any]])
     return {
         "input": {"path": args.input, "format": args.format, "batch_size": args.batch_size,
                   "columns": {k: v for k, v in columns.items() if v is not None}},
-        "output": {"dir": args.out, "with_scores": getattr(args, "with_scores", False)},
+        "output": {"dir": args.out, "with_scores": getattr(args, "with_scores", False), "overwrite": bool(args.overwrite)},
         "scorers": [{"name": n, "params": params[n]} for n in args.scorer],
         "selection": selection,
         "models": models,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datapruner.cli.common import add_threads_flag
+from datapruner.cli.common import add_overwrite_flag, add_threads_flag
 
 
 def register(sub) -> None:
@@ -10,6 +10,7 @@ def register(sub) -> None:
     p.add_argument("config", help="YAML config; relative paths resolve against its folder")
     p.add_argument("--out", default=None, help="override output.dir")
     add_threads_flag(p)
+    add_overwrite_flag(p)
     p.set_defaults(func=run)
 
 
@@ -19,6 +20,8 @@ def run(args) -> int:
     from datapruner.pipelines.curate import curate
 
     cfg = load_config(args.config, out=args.out)
+    if args.overwrite:
+        cfg.output.overwrite = True
     if args.threads is not None:
         cfg.models.threads = args.threads
         cfg.validate()

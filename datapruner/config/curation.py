@@ -43,12 +43,14 @@ class OutputConfig:
     with_scores : also append the score columns to ``pruned/``.
     shard_rows : rows per written Parquet shard.
     plots : draw the report's PNG plots.
+    overwrite : replace an earlier run in ``dir`` (``--overwrite``); without it such a run is refused.
     """
 
     dir: str
     with_scores: bool = False
     shard_rows: int = 100_000
     plots: bool = True
+    overwrite: bool = False
 
 
 @dataclass

@@ -201,12 +201,17 @@ class Dataset:
         name = Path(sb.source).name
         return pa.array([f"{name}:{sb.first_row + i}" for i in range(rb.num_rows)], pa.string())
 
+    def conformed_batches(self) -> Iterator[pa.RecordBatch]:
+        """Re-stream the raw input as record batches, each cast to the schema of the first one."""
+        schema = self.ingest().schema
+        for sb in self.source_batches():
+            yield sb.batch if sb.batch.schema.equals(schema) else _conform(sb.batch, schema, sb.source)
+
     def batches(self, *, embeddings: np.ndarray | None = None) -> Iterator[Batch]:
         """Re-stream the input as `Batch`es aligned with the ingest arrays (and `embeddings` rows)."""
         info = self.ingest()
         start = 0
-        for sb in self.source_batches():
-            rb = sb.batch if sb.batch.schema.equals(info.schema) else _conform(sb.batch, info.schema, sb.source)
+        for rb in self.conformed_batches():
             n = rb.num_rows
             texts, prompts, responses = self._texts(rb)
             yield Batch(

@@ -24,9 +24,13 @@ class ScoreStep:
     "lm", "prompt_response") and `columns` (the names of the score columns they add, with a
     one-line meaning each, used in docs and the manifest). Rows whose text is invalid must get
     NaN (float columns) or the column's documented null value.
+
+    `draw_plots` is set by the pipeline from ``output.plots``: `write_report` draws PNG plots only
+    when it is true (tables are always written).
     """
 
     name: ClassVar[str] = ""
+    draw_plots: bool = True
     needs: ClassVar[frozenset[str]] = frozenset({"text"})
     columns: ClassVar[dict[str, str]] = {}
     params_doc: ClassVar[dict[str, str]] = {}

@@ -94,6 +94,16 @@ class ShardedParquetWriter:
             self._tmp.unlink(missing_ok=True)
 
 
+def arrow_column(values) -> pa.Array:
+    """A numpy score column as an Arrow array (object arrays through their Python values, so None is null)."""
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.dtype == object:
+        return pa.array(values.tolist())
+    return pa.array(values)
+
+
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write one Parquet file atomically (temporary name, then rename)."""
     path = Path(path)

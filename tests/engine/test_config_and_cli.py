@@ -56,7 +56,8 @@ def test_cli_prune_one_liner(tmp_path, sst2_parquet, capsys):
 
 
 def test_cli_error_is_one_line_not_a_traceback(tmp_path, sst2_parquet, capsys):
-    code = main(["prune", "--input", str(sst2_parquet), "--scorer", "text_stats", "--keep", "0.5", "--out", str(tmp_path / "o")])
+    code = main(["prune", "--input", str(sst2_parquet), "--scorer", "text_stats", "--score-column", "n_words", "--keep", "0.5",
+                 "--out", str(tmp_path / "o")])
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: input has no text column 'text'") and "Traceback" not in err
