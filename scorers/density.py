@@ -172,14 +172,28 @@ class DensityStep(ScoreStep):
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
-        from datapruner.curation.report import pyplot
-
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         table = self.cluster_table(scores)
         arrow = pa.table(table)
         pq.write_table(arrow, out_dir / "density_clusters.parquet")
         pacsv.write_csv(arrow, out_dir / "density_clusters.csv")
+        if self.draw_plots:
+            self._plot_quotas(table, out_dir)
+        entry = {
+            "n_clusters": self.model_.n_clusters,
+            "table": "density_clusters.parquet",
+            "plot": "density_quota_vs_size.png" if self.draw_plots else None,
+            "centroids": save_report_centroids(self.model_, out_dir, self.name),
+        }
+        if "quota" in table:
+            entry["kept"] = int(table["kept"].sum())
+        return entry
+
+    def _plot_quotas(self, table: dict, out_dir: Path) -> None:
+        """`density_quota_vs_size.png`: each cluster's quota (or weight) against its size."""
+        from datapruner.curation.report import pyplot
+
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
         y = table.get("quota", table["weight"])
@@ -196,12 +210,3 @@ class DensityStep(ScoreStep):
         fig.tight_layout()
         fig.savefig(out_dir / "density_quota_vs_size.png", dpi=90)
         plt.close(fig)
-        entry = {
-            "n_clusters": self.model_.n_clusters,
-            "table": "density_clusters.parquet",
-            "plot": "density_quota_vs_size.png",
-            "centroids": save_report_centroids(self.model_, out_dir, self.name),
-        }
-        if "quota" in table:
-            entry["kept"] = int(table["kept"].sum())
-        return entry

@@ -221,7 +221,7 @@ class EUQuadrantsStep(ScoreStep):
         e = np.asarray(scores.get("eu_error"), dtype=np.float64)
         u = np.asarray(scores.get("eu_uncertainty"), dtype=np.float64)
         ok = np.isfinite(e) & np.isfinite(u)
-        if ok.sum() < 2:
+        if ok.sum() < 2 or not self.draw_plots:
             return {}
         return {"plots": [plot_eu_plane(e[ok], u[ok], None if "quadrant" not in scores else np.asarray(scores["quadrant"], dtype=object)[ok],
                                         Path(out_dir) / "eu_plane.png", log_error=getattr(self, "task", "") == "generation")]}

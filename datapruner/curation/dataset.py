@@ -7,6 +7,7 @@ validity, class indices, a content fingerprint); text is re-streamed whenever a 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -22,6 +23,8 @@ from datapruner.validation import check_choice, check_positive_int
 if TYPE_CHECKING:
     from datapruner.curation.embedding_cache import EmbeddingFile
     from datapruner.models import CausalLM, Embedder
+
+log = logging.getLogger(__name__)
 
 ID_COLUMN = "id"
 INVALID_REASONS = ("null_text", "empty_text")
@@ -250,7 +253,9 @@ def _conform(rb: pa.RecordBatch, schema: pa.Schema, source: str) -> pa.RecordBat
 def encode_labels(column: pa.ChunkedArray, name: str) -> tuple[np.ndarray, list[Any]]:
     """Map a label column to class indices 0..K-1 (sorted distinct values); nulls become -1.
 
-    Integer labels that already lie in 0..K-1 keep their values, so class i stays class i.
+    Integer labels that are exactly 0..K-1 keep their values. Other integers (e.g. {0, 3}) are
+    mapped to 0..K-1 in sorted order with a warning, so no class is empty; `label_names` (and the
+    manifest's ``labels.classes``) give the original value of each class.
     """
     t = column.type
     if pa.types.is_floating(t):
@@ -270,13 +275,13 @@ def encode_labels(column: pa.ChunkedArray, name: str) -> tuple[np.ndarray, list[
         column = column.cast(t.value_type)
     values = column.to_pylist()
     distinct = sorted({v for v in values if v is not None})
-    dense_ints = all(isinstance(v, int) and not isinstance(v, bool) for v in distinct) and (
-        distinct and distinct[0] >= 0 and distinct[-1] < 2 * len(distinct)
-    )
-    if dense_ints:
-        names = list(range(distinct[-1] + 1))
-        codes = np.array([-1 if v is None else v for v in values], dtype=np.int64)
-        return codes, names
+    if distinct and all(isinstance(v, int) and not isinstance(v, bool) for v in distinct) and distinct != list(range(len(distinct))):
+        shown = ", ".join(f"{v}->{i}" for i, v in enumerate(distinct[:10])) + (", ..." if len(distinct) > 10 else "")
+        log.warning(
+            "label column %r has the integer values %s, not 0..%d; they are mapped to classes 0..%d in sorted "
+            "order (%s); the manifest's labels.classes records the mapping", name,
+            distinct[:10], len(distinct) - 1, len(distinct) - 1, shown,
+        )
     index = {v: i for i, v in enumerate(distinct)}
     return np.array([-1 if v is None else index[v] for v in values], dtype=np.int64), distinct
 

@@ -2,8 +2,10 @@
 
 Key: the embedder's model id and the sha256 of every row's text in order (the ingest fingerprint).
 A second run over the same texts re-embeds nothing; a changed text changes the key. The file is
-written under a temporary name and renamed when complete, so a killed run never leaves a
-half-written cache entry.
+written under a temporary name (`.<entry>.tmp-<pid>`) and renamed when complete, under the
+entry's file lock, so a killed run never leaves a half-written cache entry; the next writer of
+the entry (who holds the lock, so no other writer is alive) deletes temporary files killed
+writers left.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from datapruner.paths import cache_dir, file_lock
+from datapruner.paths import atomic_path, cache_dir, file_lock
 from datapruner.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ def cached_embedding_file(dataset, embedder) -> EmbeddingFile:
                     bar.advance(len(batch))
             out.flush()
 
-        return store_embeddings(embedder.model_id, info.text_fingerprint, embed_into, n_rows=info.n_rows, dim=dim)
+        return _publish(path, embed_into, model_id=embedder.model_id, n_rows=info.n_rows, dim=dim)
 
 
 def store_embeddings(model_id: str, fingerprint: str, write: Callable[[Path], Any], *, n_rows: int, dim: int) -> EmbeddingFile:
@@ -118,9 +120,22 @@ def store_embeddings(model_id: str, fingerprint: str, write: Callable[[Path], An
         place synthetic vectors in the cache without knowing its file layout.
     """
     path = cache_path(model_id, fingerprint)
+    with file_lock(path.with_suffix(".lock")):
+        return _publish(path, write, model_id=model_id, n_rows=n_rows, dim=dim)
+
+
+def _publish(path: Path, write: Callable[[Path], Any], *, model_id: str, n_rows: int, dim: int) -> EmbeddingFile:
+    """Write the entry at `path` through a temporary file; the caller holds the entry's lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by killed writers (the lock is ours)
+        log.info("removing %s, left by a killed embedding pass", stale)
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-    path.with_suffix(".json").write_text(json.dumps({"n_rows": int(n_rows), "dim": int(dim), "model": model_id}))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with atomic_path(path.with_suffix(".json")) as meta:
+        meta.write_text(json.dumps({"n_rows": int(n_rows), "dim": int(dim), "model": model_id}))
     return EmbeddingFile(path=path, n_rows=int(n_rows), dim=int(dim))

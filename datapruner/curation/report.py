@@ -18,15 +18,19 @@ def pyplot():
 
 
 def write_score_plots(scores: dict[str, np.ndarray], directory: Path, *, keep: np.ndarray | None = None) -> list[str]:
-    """Write `hist_<column>.png` for every float score column; returns the file names."""
+    """Write `hist_<column>.png` for every numeric (float or integer) score column; returns the file names.
+
+    Booleans and text are skipped; a column needs at least two finite values.
+    """
     plt = pyplot()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name in sorted(scores):
         values = np.asarray(scores[name])
-        if values.dtype.kind != "f":
+        if values.dtype.kind not in "fiu":
             continue
+        values = values.astype(np.float64)
         finite = np.isfinite(values)
         if finite.sum() < 2:
             continue

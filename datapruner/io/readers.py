@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import glob
 import gzip
+import io
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -115,61 +117,150 @@ def _open_text(file: Path):
     return raw
 
 
+CORRUPT_COMPRESSED = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _corrupt_file_error(file: Path, lineno: int, exc: BaseException) -> InputDataError:
+    where = f" after line {lineno}" if lineno else ""
+    return InputDataError(
+        f"{file}: the compressed file is truncated or corrupt{where} ({exc}); "
+        f"re-download or re-compress it (gzip -t {file.name} checks it)"
+    )
+
+
+def _value_kind(value) -> str:
+    """The JSON type of a value, as a column's values must share it ("number" covers int and float)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
 def _read_jsonl(file: Path, batch_size: int, **_) -> Iterator[SourceBatch]:
+    """Stream a JSON Lines file; every column's values must share one JSON type across the file."""
     rows: list[dict] = []
+    lines: list[int] = []
     first = 0
+    kinds: dict[str, tuple[str, int]] = {}  # column -> (JSON type, line it was first seen on)
+    lineno = 0
     with _open_text(file) as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputDataError(
-                    f"{file}, line {lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start}); "
-                    f"re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputDataError(f"{file}, line {lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputDataError(f"{file}, line {lineno}: expected a JSON object per line, got {type(obj).__name__}")
-            rows.append(obj)
-            if len(rows) == batch_size:
-                yield SourceBatch(_rows_to_batch(rows, file), str(file), first)
-                first += len(rows)
-                rows = []
+        try:
+            for lineno, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputDataError(
+                        f"{file}, line {lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+                        f"re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                    ) from None
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputDataError(f"{file}, line {lineno}: invalid JSON ({exc.msg}); fix or remove the line") from None
+                if not isinstance(obj, dict):
+                    raise InputDataError(f"{file}, line {lineno}: expected a JSON object per line, got {type(obj).__name__}")
+                _check_kinds(obj, kinds, file, lineno)
+                rows.append(obj)
+                lines.append(lineno)
+                if len(rows) == batch_size:
+                    yield SourceBatch(_rows_to_batch(rows, lines, file), str(file), first)
+                    first += len(rows)
+                    rows, lines = [], []
+        except CORRUPT_COMPRESSED as exc:
+            raise _corrupt_file_error(file, lineno, exc) from None
     if rows:
-        yield SourceBatch(_rows_to_batch(rows, file), str(file), first)
+        yield SourceBatch(_rows_to_batch(rows, lines, file), str(file), first)
 
 
-def _rows_to_batch(rows: list[dict], file: Path) -> pa.RecordBatch:
+def _check_kinds(obj: dict, kinds: dict[str, tuple[str, int]], file: Path, lineno: int) -> None:
+    for key, value in obj.items():
+        kind = _value_kind(value)
+        if kind == "null":
+            continue
+        seen = kinds.setdefault(key, (kind, lineno))
+        if seen[0] != kind:
+            raise InputDataError(
+                f"{file}, line {lineno}: column {key!r} has the {kind} value {str(value)[:40]!r}, but its values are "
+                f"{seen[0]}s (first on line {seen[1]}); make every value of {key!r} the same type "
+                f"(e.g. write numbers as strings) or remove the line"
+            )
+
+
+def _rows_to_batch(rows: list[dict], lines: list[int], file: Path) -> pa.RecordBatch:
     try:
         return pa.RecordBatch.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise InputDataError(f"{file}: rows have inconsistent types across lines ({exc})") from None
+        raise InputDataError(
+            f"{file}, lines {lines[0]}-{lines[-1]}: rows cannot form one table ({exc}); give each column values of one type"
+        ) from None
+
+
+def _ragged_row(file: Path, delimiter: str) -> tuple[int, int, int] | None:
+    """The first row whose field count differs from the header's: (line, fields, expected), or None."""
+    import csv
+
+    with _open_text(file) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            expected = len(next(reader))
+        except StopIteration:
+            return None
+        for row in reader:
+            if row and len(row) != expected:
+                return reader.line_num, len(row), expected
+    return None
 
 
 def _read_csv(file: Path, batch_size: int, *, delimiter: str) -> Iterator[SourceBatch]:
-    """Stream a CSV/TSV; column types are inferred from the first 16 MB block."""
+    """Stream a CSV/TSV; column types are inferred from the first 16 MB block.
+
+    pyarrow opens the file itself (gzip from the name), and the reader is closed on every path:
+    a reader left open holds a thread that aborts the process at exit.
+    """
     import pyarrow.csv as pacsv
 
     kind = "TSV" if delimiter == "\t" else "CSV"
-    with _open_text(file) as handle:
-        if not handle.read(1):
-            return
-    with _open_text(file) as handle:
-        try:
-            reader = pacsv.open_csv(
-                handle,
-                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-                read_options=pacsv.ReadOptions(block_size=16 << 20),
-            )
-            yield from _rebatch((_reject_binary(b, file) for b in reader), str(file), batch_size)
-        except pa.ArrowInvalid as exc:
-            hint = "re-encode the file as UTF-8" if "UTF8" in str(exc) else "check the file's quoting and delimiter"
-            raise InputDataError(f"{file}: cannot parse as {kind} ({exc}); {hint}") from None
+    try:
+        with _open_text(file) as handle:
+            if not handle.read(1):
+                return
+    except CORRUPT_COMPRESSED as exc:
+        raise _corrupt_file_error(file, 0, exc) from None
+    reader = None
+    try:
+        reader = pacsv.open_csv(
+            str(file),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            read_options=pacsv.ReadOptions(block_size=16 << 20),
+        )
+        yield from _rebatch((_reject_binary(b, file) for b in reader), str(file), batch_size)
+    except pa.ArrowInvalid as exc:
+        if "Expected" in str(exc) and "columns" in str(exc):
+            ragged = _ragged_row(file, delimiter)
+            if ragged is not None:
+                line, got, expected = ragged
+                raise InputDataError(
+                    f"{file}, line {line}: the row has {got} fields, the header {expected}; quote values that "
+                    f"contain the delimiter {delimiter!r}, or fix the row"
+                ) from None
+        hint = "re-encode the file as UTF-8" if "UTF8" in str(exc) else "check the file's quoting and delimiter"
+        raise InputDataError(f"{file}: cannot parse as {kind} ({exc}); {hint}") from None
+    except (OSError, *CORRUPT_COMPRESSED) as exc:
+        if isinstance(exc, OSError) and not file.name.lower().endswith(".gz"):
+            raise
+        raise _corrupt_file_error(file, 0, exc) from None
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def _reject_binary(batch: pa.RecordBatch, file: Path) -> pa.RecordBatch:

@@ -63,10 +63,12 @@ def resolve_hf_model(name_or_path: str, *, kind: str, flag: str) -> str:
     if path.exists():
         if not path.is_dir():
             raise ModelLoadError(f"{kind} path {str(path)!r} is a file; pass the model's folder")
+        check_model_folder(path, kind=kind, flag=flag)
         return str(path)
-    if not offline_mode():
-        return name_or_path
     if _in_hf_cache(name_or_path):
+        return name_or_path
+    if not offline_mode():
+        check_hub_reachable(name_or_path, kind=kind, flag=flag)
         return name_or_path
     raise ModelLoadError(
         f"{kind} {name_or_path!r} is not a local folder and is not in the Hugging Face cache, "
@@ -74,6 +76,59 @@ def resolve_hf_model(name_or_path: str, *, kind: str, flag: str) -> str:
         f"path with {flag}, e.g. {flag} /models/{name_or_path.split('/')[-1]}; "
         f"or set HF_HUB_OFFLINE=0 where the hub is reachable."
     )
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf", "*.h5", "*.msgpack")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model")
+
+
+def check_model_folder(path: Path, *, kind: str, flag: str) -> None:
+    """Refuse a local model folder that cannot load: no weights (a tokenizer: no tokenizer files).
+
+    Raises
+    ------
+    ModelLoadError : naming the folder, what it holds, what is missing and the flag to set.
+    """
+    if kind == "tokenizer":
+        ok = any((path / f).exists() for f in TOKENIZER_FILES)
+        missing = f"tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...)"
+    else:
+        ok = any(next(path.glob(p), None) or next(path.glob(f"*/{p}"), None) for p in WEIGHT_PATTERNS)
+        missing = "model weights (*.safetensors or *.bin)"
+    if not ok:
+        held = sorted(p.name for p in path.iterdir())[:8]
+        raise ModelLoadError(
+            f"{kind} folder {str(path)!r} has no {missing}; it holds {held or 'nothing'}. "
+            f"Copy the complete model folder (config.json and the weights) and pass it with {flag}"
+        )
+
+
+def check_hub_reachable(name: str, *, kind: str, flag: str, timeout: float = 3.0) -> None:
+    """With downloads on (HF_HUB_OFFLINE=0), fail in seconds when the hub cannot be reached.
+
+    One TCP connection to the hub endpoint (``HF_ENDPOINT``), unless an HTTPS proxy is set; the
+    Hugging Face libraries would otherwise retry for about a minute, then raise a traceback.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    endpoint = os.environ.get("HF_ENDPOINT")
+    if not endpoint:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    url = urlsplit(endpoint)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ModelLoadError(
+            f"{kind} {name!r} is not a local folder or in the Hugging Face cache, and the hub ({endpoint}) "
+            f"cannot be reached ({exc}), although HF_HUB_OFFLINE=0 allows downloads. Copy the model folder "
+            f"to this machine and pass its path with {flag}, or fix the network (or set HTTPS_PROXY)"
+        ) from None
 
 
 def _in_hf_cache(name: str) -> bool:

@@ -17,12 +17,29 @@ from datapruner.pipelines.curate import curate
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
-def test_dedup_then_dbp_config_end_to_end(tmp_path):
-    result = curate(CONFIGS / "dedup-then-dbp.yaml", out=str(tmp_path / "run"))
-    assert result.n_rows == 800
+def test_dedup_then_dbp_config_end_to_end(tmp_path, test_data):
+    """The shipped config on the SST-2 sample with 40 seeded copies (20 exact, 20 case changes): all found."""
+    import yaml
+
+    rows = pacsv.read_csv(test_data / "classification" / "sst2_train.csv").to_pylist()
+    rng = np.random.default_rng(3)
+    picks = rng.choice(len(rows), size=40, replace=False)
+    copies = [{"sentence": rows[i]["sentence"] if j < 20 else rows[i]["sentence"].upper(), "label": rows[i]["label"]}
+              for j, i in enumerate(picks)]
+    path = tmp_path / "sst2_with_copies.csv"
+    pacsv.write_csv(pa.Table.from_pylist(rows + copies), path)
+    cfg = yaml.safe_load((CONFIGS / "dedup-then-dbp.yaml").read_text())
+    cfg["input"]["path"] = str(path)
+    result = curate(cfg, out=str(tmp_path / "run"))
+    n = len(rows) + len(copies)
+    assert result.n_rows == n
     scores = pq.read_table(result.scores_path).to_pydict()
     dup = np.array([bool(v) for v in scores["semdedup_duplicate"]])
-    n_candidates = 800 - dup.sum()
+    # every seeded pair (original i, copy len(rows) + j) has exactly one member flagged
+    for j, i in enumerate(picks):
+        assert dup[i] != dup[len(rows) + j], f"seeded copy of row {i} not found"
+    assert dup.sum() >= len(copies)
+    n_candidates = n - dup.sum()
     assert result.n_kept == int(np.floor(0.5 * n_candidates + 0.5))  # cluster_quota keeps half of the survivors
     reasons = set(scores["reason"])
     assert reasons <= {"kept", "drop_flagged(score=semdedup_duplicate)", "cluster_quota(keep=0.5)"}
@@ -38,7 +55,7 @@ def test_dedup_then_dbp_config_end_to_end(tmp_path):
     assert (report / "density_quota_vs_size.png").stat().st_size > 0
     assert (report / "semdedup_eps.csv").exists()
     manifest = json.loads(result.manifest_path.read_text())
-    assert manifest["report"]["semdedup"]["clusters"]["computed"] == 28
+    assert manifest["report"]["semdedup"]["clusters"]["computed"] == round(np.sqrt(n))
     assert manifest["report"]["density"]["kept"] == result.n_kept
     assert len(list(result.pruned_dir.glob("*.parquet"))) >= 1
 
@@ -108,7 +125,8 @@ def test_invalid_rows_and_determinism(tmp_path, sst2_with_invalid):
     (i,) = flagged
     assert s["semdedup_duplicate_of"][i] == s["id"][61 - i]
     # a rerun in the same folder reuses the centroids, assignment and SemDeDup shards
-    c = curate(_config(sst2_with_invalid, tmp_path / "a"))
+    c = curate({**_config(sst2_with_invalid, tmp_path / "a"), "output": {"dir": str(tmp_path / "a"), "plots": False, "overwrite": True}})
+    assert c.manifest["resume"]["reused_steps"] == ["semdedup", "density", "prototypicality"]
     assert c.manifest["report"]["semdedup"]["clusters"]["skipped"] == c.manifest["report"]["semdedup"]["clusters"]["clusters"]
     _assert_same_table(pq.read_table(c.scores_path), ta)
 
@@ -164,5 +182,6 @@ def test_density_report_without_quota_policy(tmp_path, sst2_with_invalid):
     assert "quota" not in table and sum(table["size"]) == 148  # 150 rows, 2 invalid
     assert sum(table["weight"]) == pytest.approx(1.0)
     cfg["scorers"] = [{"name": "density", "params": {"exclude": "no_such_column"}}]
+    cfg["output"]["dir"] = str(tmp_path / "other")
     with pytest.raises(ConfigError, match=r"scorers\[density\]\.params\.exclude"):
         curate(cfg)
