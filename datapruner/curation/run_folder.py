@@ -178,8 +178,17 @@ class RunFolder:
     def __enter__(self) -> "RunFolder":
         return self.open()
 
-    def __exit__(self, *_) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.close()
+        if exc is not None and is_disk_full(exc):  # e.g. the work folder, beside the output, filled the disk
+            raise self.disk_full(exc) from None
+
+    def disk_full(self, exc: BaseException) -> OutputFolderError:
+        """The error of a full disk under the output folder: what, where, and that nothing was published."""
+        return OutputFolderError(
+            f"the disk holding {str(self.out_dir.parent)!r} is full ({exc}); the run was not published and "
+            f"the output folder is as before. Free space there or choose another folder with output.dir (--out)"
+        )
 
     # ---- writing ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -196,11 +205,7 @@ class RunFolder:
             replace_dir(staging, self.out_dir)
         except OSError as exc:
             if is_disk_full(exc):
-                raise OutputFolderError(
-                    f"the disk holding {str(self.out_dir.parent)!r} is full (writing the run's outputs: {exc}); "
-                    f"nothing was written and the folder is as before. Free space there or choose another "
-                    f"folder with output.dir (--out)"
-                ) from None
+                raise self.disk_full(exc) from None
             raise
         finally:
             if staging.exists():
