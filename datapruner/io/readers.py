@@ -168,6 +168,11 @@ def _read_jsonl(file: Path, batch_size: int, **_) -> Iterator[SourceBatch]:
                     raise InputDataError(f"{file}, line {lineno}: invalid JSON ({exc.msg}); fix or remove the line") from None
                 if not isinstance(obj, dict):
                     raise InputDataError(f"{file}, line {lineno}: expected a JSON object per line, got {type(obj).__name__}")
+                if not obj:
+                    raise InputDataError(
+                        f"{file}, line {lineno}: an empty JSON object {{}} has no columns, so it cannot be a row; remove "
+                        f"the line or write its columns (e.g. {{\"text\": null}} for a row without text)"
+                    )
                 _check_kinds(obj, kinds, file, lineno)
                 rows.append(obj)
                 lines.append(lineno)

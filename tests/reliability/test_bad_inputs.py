@@ -123,6 +123,10 @@ def json_line_not_an_object(d):
     ingest(write(d, "o.jsonl", '{"text": "a"}\n["text", "b"]\n'))
 
 
+def empty_json_object_line(d):  # found by the fuzzer: main read {} lines as zero rows, losing them
+    ingest(write(d, "e.jsonl", '{}\n{}\n'))
+
+
 def invalid_utf8_jsonl(d):
     ingest(write(d, "u.jsonl", b'{"text": "a"}\n{"text": "caf\xe9"}\n'))
 
@@ -354,6 +358,7 @@ CASES = [
     (ragged_csv_row, R, r"r\.csv, line 4: the row has 4 fields, the header 2; quote values"),
     (invalid_json_line, R, r"j\.jsonl, line 2: invalid JSON"),
     (json_line_not_an_object, R, r"o\.jsonl, line 2: expected a JSON object per line, got list"),
+    (empty_json_object_line, R, r"e\.jsonl, line 1: an empty JSON object \{\} has no columns"),
     (invalid_utf8_jsonl, R, r"u\.jsonl, line 2: not valid UTF-8.*re-encode"),
     (invalid_utf8_csv, R, r"column 'text' holds text that is not valid UTF-8.*re-encode"),
     (wrong_text_column_type, R, r"text column 'text' has type int64, expected strings"),
