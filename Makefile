@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@echo "datapruner: installed"
 
 demo: setup
-	$(BIN)/datapruner run configs/demo.yaml --out demo-out
+	$(BIN)/datapruner run configs/demo.yaml --out demo-out --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

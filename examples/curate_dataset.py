@@ -16,7 +16,7 @@ config = {
         "path": str(ROOT / "tests/data/classification/banking77_train.csv"),
         "columns": {"text": "text", "label": "category"},
     },
-    "output": {"dir": str(ROOT / "out/example-curate")},
+    "output": {"dir": str(ROOT / "out/example-curate"), "overwrite": True},  # a rerun replaces the earlier run
     "scorers": [
         {"name": "semdedup"},
         {"name": "confident_learning"},
