@@ -247,6 +247,13 @@ def _read_csv(file: Path, batch_size: int, *, delimiter: str) -> Iterator[Source
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
             read_options=pacsv.ReadOptions(block_size=16 << 20),
         )
+        try:
+            reader.schema.names
+        except UnicodeDecodeError as exc:
+            raise InputDataError(
+                f"{file}: the header row is not valid UTF-8 ({exc.reason} at byte {exc.start} of a column name); "
+                f"re-encode the file as UTF-8"
+            ) from None
         yield from _rebatch((_reject_binary(b, file) for b in reader), str(file), batch_size)
     except pa.ArrowInvalid as exc:
         if "Expected" in str(exc) and "columns" in str(exc):

@@ -135,6 +135,10 @@ def invalid_utf8_csv(d):
     ingest(write(d, "u.csv", b"text\ncaf\xe9 au lait\n"))
 
 
+def invalid_utf8_csv_header(d):  # found by the fuzzer: main raised a UnicodeDecodeError traceback
+    ingest(write(d, "hdr.csv", b"t\x80xt\nhello\n"))
+
+
 def wrong_text_column_type(d):
     ingest(write(d, "w.jsonl", jsonl([{"text": 1}, {"text": 2}])))
 
@@ -361,6 +365,7 @@ CASES = [
     (empty_json_object_line, R, r"e\.jsonl, line 1: an empty JSON object \{\} has no columns"),
     (invalid_utf8_jsonl, R, r"u\.jsonl, line 2: not valid UTF-8.*re-encode"),
     (invalid_utf8_csv, R, r"column 'text' holds text that is not valid UTF-8.*re-encode"),
+    (invalid_utf8_csv_header, R, r"hdr\.csv: the header row is not valid UTF-8.*re-encode"),
     (wrong_text_column_type, R, r"text column 'text' has type int64, expected strings"),
     (missing_text_column, R, r"input has no text column 'text'; columns are \['body'\]"),
     (duplicate_ids, R, r"id column 'id' has duplicate values \(e\.g\. 'a'\)"),
