@@ -52,3 +52,18 @@ def test_a_model_that_cannot_load_is_a_503_naming_it(uncached_server):
 def test_a_bad_config_fails_before_the_server_starts(capsys, args, message):
     assert main(["serve", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_serve_config_example_loads_with_its_allow_list_and_lanes():
+    from pathlib import Path
+
+    from datapruner.config import load_compress_config
+    from datapruner.service.plan import serving_plan
+
+    cfg = load_compress_config(Path(__file__).parents[2] / "configs" / "serve.yaml", overrides={"service": {"workers": 4}})
+    plan = serving_plan(cfg)
+    assert plan.methods == ["mig", "perplexity", "bm25"] and cfg.service.host == "127.0.0.1"
+    assert [(lane.name, lane.methods, lane.workers) for lane in plan.lanes] == [
+        ("cheap", ("mig", "bm25"), 2), ("costly", ("perplexity",), 2)]
+    assert plan.options["mig"]["params"] == {"temperature": 0.1} and plan.options["perplexity"]["params"] == {}
+    assert plan.models() == {"mig": {"embedder": "bundled-minilm"}, "perplexity": {"lm": "bundled-smollm2"}, "bm25": {}}
