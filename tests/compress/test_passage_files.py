@@ -14,6 +14,15 @@ from datapruner.errors import InputDataError
 PASSAGES = ["The Eiffel Tower was completed in 1889.", "Bananas are rich in potassium."]
 
 
+def given(tmp_path, monkeypatch, name: str, text: str) -> str:
+    """The --passages argument for `text`: stdin for ``-``, else a file `name` holding it."""
+    if name == "-":
+        monkeypatch.setattr("sys.stdin", io.StringIO(text))
+        return "-"
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return str(tmp_path / name)
+
+
 @pytest.mark.parametrize(
     "name, text, fmt",
     [
@@ -31,13 +40,7 @@ PASSAGES = ["The Eiffel Tower was completed in 1889.", "Bananas are rich in pota
     ],
 )
 def test_every_format_reads_the_same_passages(tmp_path, monkeypatch, name, text, fmt):
-    if name == "-":
-        monkeypatch.setattr("sys.stdin", io.StringIO(text))
-        path = "-"
-    else:
-        path = str(tmp_path / name)
-        (tmp_path / name).write_text(text, encoding="utf-8")
-    assert read_passages(path, fmt=fmt) == PASSAGES
+    assert read_passages(given(tmp_path, monkeypatch, name, text), fmt=fmt) == PASSAGES
 
 
 @pytest.mark.parametrize(
@@ -56,14 +59,8 @@ def test_every_format_reads_the_same_passages(tmp_path, monkeypatch, name, text,
     ],
 )
 def test_errors_name_the_source_the_line_and_the_fix(tmp_path, monkeypatch, name, text, fmt, message):
-    if name == "-":
-        monkeypatch.setattr("sys.stdin", io.StringIO(text))
-        path = "-"
-    else:
-        path = str(tmp_path / name)
-        (tmp_path / name).write_text(text, encoding="utf-8")
     with pytest.raises(InputDataError) as err:
-        read_passages(path, fmt=fmt)
+        read_passages(given(tmp_path, monkeypatch, name, text), fmt=fmt)
     assert message in str(err.value)
     if "invalid JSON" in message and name == "-":
         assert "--passages-format text" in str(err.value)
