@@ -231,6 +231,11 @@ class LaneRunner:
                 self.pending.remove(job)
                 job.future.cancel()
                 raise DeadlinePassed(started=False) from None
+        except asyncio.CancelledError:  # the client went away or the server stops: drop the job if it waits
+            if job in self.pending:
+                self.pending.remove(job)
+            job.future.cancel()
+            raise
         return await job.future  # taken by a worker, which refuses or stops it at the same deadline
 
     async def _run(self, worker: WorkerProcess) -> None:
