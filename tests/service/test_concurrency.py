@@ -17,7 +17,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT_S = 5
+TIMEOUT_S = 30  # the server's deadline: room for small requests on a loaded CI machine
+BIG_TIMEOUT_S = 4  # the long perplexity request's own, shorter deadline (request field timeout_s)
 CONFIG = {"compress": {"method": "mig", "rate": 0.5},
           "service": {"methods": ["perplexity"], "workers": 2, "costly_workers": 1, "timeout_s": TIMEOUT_S,
                       "max_queue": 1}}
@@ -35,7 +36,8 @@ def big_perplexity_request() -> dict:
         size += len(paragraph)
         if size >= 28_000:
             break
-    return {"query": "What did the report say?", "passages": passages, "method": "perplexity", "rate": 0.25}
+    return {"query": "What did the report say?", "passages": passages, "method": "perplexity", "rate": 0.25,
+            "timeout_s": BIG_TIMEOUT_S}
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +89,14 @@ def test_a_long_perplexity_call_neither_starves_mig_nor_outlives_its_deadline(mi
     queued["thread"].join(60)
     assert big["response"].status_code == 504, big["response"].text
     assert "stopped and its worker replaced" in big["response"].json()["error"]["message"]
-    assert big["seconds"] < TIMEOUT_S + 3  # answered at its deadline, not when the work would have ended
+    assert big["seconds"] < BIG_TIMEOUT_S + 3  # answered at its deadline, not when the work would have ended
     assert queued["response"].status_code in (200, 504)  # its deadline may pass while the worker restarts
+    assert queued["response"].status_code == 504 or queued["response"].json()["method"] == "perplexity"
 
     # the stopped worker is replaced by a new process, which serves perplexity again
     health = mixed_server.wait_until_ready()
     worker = health["lanes"]["costly"]["workers"][0]
-    assert worker["restarts"] == 1 and worker["pid"] != costly_pid
+    assert worker["restarts"] >= 1 and worker["pid"] != costly_pid
     r = mixed_server.post({**SMALL, "method": "perplexity"})
     assert r.status_code == 200, r.text
     assert r.json()["method"] == "perplexity" and "1889" in r.json()["text"]
