@@ -43,10 +43,12 @@ def test_a_model_that_cannot_load_is_a_503_naming_it(uncached_server):
     (["--method", "mig", "--param", "alpha=-1"], "'compress.params.alpha' has value -1"),
     (["--timeout-s", "0"], "'service.timeout_s' has value 0"),
     (["--methods", "mig,nope"], "'service.methods' has value 'nope'"),
-    (["--methods", "mig,perplexity", "--workers", "1"], "'service.workers' has value 1"),
-    (["--methods", "perplexity", "--workers", "2", "--costly-workers", "2"], "'service.costly_workers' has value 2"),
+    (["--method", "mig", "--methods", "perplexity", "--workers", "1"], "'service.workers' has value 1"),
+    (["--method", "mig", "--methods", "perplexity", "--workers", "2", "--costly-workers", "2"],
+     "'service.costly_workers' has value 2"),
     (["--max-passages", "0"], "'service.max_passages' has value 0"),
-    (["--param", "embedder=bundled-minilm", "--embedder", "other"], "'service.embedder' has value 'other'"),
+    (["--method", "mig", "--param", "embedder=bundled-minilm", "--embedder", "other"],
+     "'service.embedder' has value 'other'"),
     (["--method", "lead", "--threshold", "0.5"], "'compress.threshold' has value 0.5"),
 ])
 def test_a_bad_config_fails_before_the_server_starts(capsys, args, message):
