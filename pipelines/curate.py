@@ -84,6 +84,11 @@ class RunResult:
         """The run's manifest (resolved config, versions, counts, timings)."""
         return self.out_dir / "manifest.json"
 
+    @property
+    def report_path(self) -> Path:
+        """The run report: one self-contained HTML page (funnel, histograms, method plots, examples)."""
+        return self.out_dir / "report" / "index.html"
+
 
 @dataclass(kw_only=True)
 class ScoredDataset:
@@ -181,6 +186,9 @@ def run_curation(cfg: RunConfig) -> RunResult:
     manifest = _manifest(cfg, view, n_kept, counts, timings, report)
     with atomic_path(out_dir / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, default=str))
+    from datapruner.curation.html_report import example_rows, write_html_report  # the run report page
+
+    write_html_report(out_dir, manifest=manifest, scores=view.scores, keep=keep, examples=example_rows(dataset, reason))
     log.info("kept %d of %d rows; outputs in %s", n_kept, info.n_rows, out_dir)
     return RunResult(
         out_dir=out_dir, n_rows=info.n_rows, n_kept=n_kept, dropped_by_reason=dict(counts),
