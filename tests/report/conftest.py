@@ -14,6 +14,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import csv
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -74,3 +78,37 @@ def page_in_browser():
 def artifact():
     """`keep_artifact(path, name)` -> the kept copy's path."""
     return keep_artifact
+
+
+HOSTILE = '<script>alert("x")</script> & <b>bold</b> <img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="session")
+def hostile() -> str:
+    """The markup text seeded into the run (it must come out escaped)."""
+    return HOSTILE
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory, test_data):
+    """A finished run: 240 SST-2 rows + seeded exact copies (one holding HTML markup) + a null row."""
+    from datapruner.pipelines.curate import curate
+
+    with open(test_data / "classification" / "sst2_train.csv", encoding="utf-8") as f:
+        rows = [{"text": r["sentence"], "label": int(r["label"])} for r in list(csv.DictReader(f))[:240]]
+    rows += [{"text": HOSTILE, "label": 0}, {"text": HOSTILE.upper(), "label": 0}]
+    rows += [{"text": r["text"].upper() + " !", "label": r["label"]} for r in rows[:10]]
+    rows += [{"text": None, "label": 1}]
+    work = tmp_path_factory.mktemp("report")
+    pq.write_table(pa.Table.from_pylist(rows), work / "in.parquet")
+    return curate({
+        "input": {"path": str(work / "in.parquet"), "columns": {"text": "text", "label": "label"}, "batch_size": 64},
+        "output": {"dir": str(work / "out")},
+        "scorers": [{"name": "exact_dedup"}, {"name": "minhash"}, {"name": "semdedup", "params": {"n_clusters": 6}},
+                    {"name": "density", "params": {"n_clusters": 6}}],
+        "selection": [{"policy": "drop_flagged", "score": "exact_duplicate"},
+                      {"policy": "drop_flagged", "score": "minhash_duplicate"},
+                      {"policy": "drop_flagged", "score": "semdedup_duplicate"},
+                      {"policy": "cluster_quota", "keep": 0.6}],
+        "random_state": 0,
+    })

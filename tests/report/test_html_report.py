@@ -7,46 +7,17 @@ policies and cluster_quota. The screenshot is kept as a test artefact (tests/rep
 
 from __future__ import annotations
 
-import csv
 import re
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from datapruner.pipelines.curate import curate
 
-HOSTILE = '<script>alert("x")</script> & <b>bold</b> <img src=x onerror=alert(1)>'
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, test_data):
-    with open(test_data / "classification" / "sst2_train.csv", encoding="utf-8") as f:
-        rows = [{"text": r["sentence"], "label": int(r["label"])} for r in list(csv.DictReader(f))[:240]]
-    rows += [{"text": HOSTILE, "label": 0}, {"text": HOSTILE.upper(), "label": 0}]
-    rows += [{"text": r["text"].upper() + " !", "label": r["label"]} for r in rows[:10]]
-    rows += [{"text": None, "label": 1}]
-    work = tmp_path_factory.mktemp("report")
-    pq.write_table(pa.Table.from_pylist(rows), work / "in.parquet")
-    return curate({
-        "input": {"path": str(work / "in.parquet"), "columns": {"text": "text", "label": "label"}, "batch_size": 64},
-        "output": {"dir": str(work / "out")},
-        "scorers": [{"name": "exact_dedup"}, {"name": "minhash"}, {"name": "semdedup", "params": {"n_clusters": 6}},
-                    {"name": "density", "params": {"n_clusters": 6}}],
-        "selection": [{"policy": "drop_flagged", "score": "exact_duplicate"},
-                      {"policy": "drop_flagged", "score": "minhash_duplicate"},
-                      {"policy": "drop_flagged", "score": "semdedup_duplicate"},
-                      {"policy": "cluster_quota", "keep": 0.6}],
-        "random_state": 0,
-    })
-
-
-def test_every_run_writes_a_self_contained_page(run):
+def test_every_run_writes_a_self_contained_page(run, hostile):
     page = run.report_path.read_text(encoding="utf-8")
     assert run.report_path == run.out_dir / "report" / "index.html"
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page), "the page must not load anything"
     assert "<link" not in page and "@import" not in page and "@font-face" not in page
-    assert HOSTILE.upper() not in page.upper().replace("<SCRIPT>DOCUMENT", "")  # the dropped copy is shown escaped
+    assert hostile.upper() not in page.upper().replace("<SCRIPT>DOCUMENT", "")  # the dropped copy is shown escaped
     assert "&lt;SCRIPT&gt;ALERT(&quot;X&quot;)&lt;/SCRIPT&gt; &amp; &lt;B&gt;BOLD&lt;/B&gt;" in page
     assert page.count("<script>") == 1  # the page's own marker script, nothing from the data
 
