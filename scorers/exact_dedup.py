@@ -66,6 +66,11 @@ def survivor_column(ids, match: np.ndarray, batch: Batch) -> tuple[np.ndarray, n
     return flag, of
 
 
+def duplicate_count(match: np.ndarray) -> int:
+    """Rows whose survivor is another row, from a global (N,) survivor index array (-1 = invalid)."""
+    return int(((match >= 0) & (match != np.arange(len(match)))).sum())
+
+
 class ExactDedupStep(ScoreStep):
     """Adds `exact_duplicate` (bool, null for invalid rows) and `exact_duplicate_of` (the survivor's id)."""
 
@@ -99,6 +104,4 @@ class ExactDedupStep(ScoreStep):
         """Distinct normalised texts and duplicates found (manifest entries)."""
         if not hasattr(self, "match_"):
             return {}
-        valid = self.match_ >= 0
-        return {"distinct_texts": self.distinct_,
-                "duplicates": int((valid & (self.match_ != np.arange(len(self.match_)))).sum())}
+        return {"distinct_texts": self.distinct_, "duplicates": duplicate_count(self.match_)}

@@ -20,7 +20,7 @@ import numpy as np
 
 from datapruner.curation.dataset import Batch
 from datapruner.curation.steps import ScoreStep
-from datapruner.scorers.exact_dedup import normalise_text, survivor_column
+from datapruner.scorers.exact_dedup import duplicate_count, normalise_text, survivor_column
 from datapruner.validation import check_number, check_positive_int
 
 
@@ -115,9 +115,8 @@ class MinHashStep(ScoreStep):
         """The LSH settings and the duplicates found (manifest entries)."""
         if not hasattr(self, "match_"):
             return {}
-        valid = self.match_ >= 0
         return {
             "threshold": self.threshold, "num_perm": self.num_perm, "ngram": self.ngram,
             "bands": self.bands_[0], "rows_per_band": self.bands_[1],
-            "duplicates": int((valid & (self.match_ != np.arange(len(self.match_)))).sum()),
+            "duplicates": duplicate_count(self.match_),
         }
