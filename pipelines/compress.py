@@ -29,6 +29,7 @@ from datapruner.compression.render import REORDERS, finish
 from datapruner.compression.result import CompressionResult, KeptUnit
 from datapruner.compression.units import compile_force_keep
 from datapruner.errors import ConfigError, InputDataError
+from datapruner.io.memory import pairs_from_table, table_kind
 from datapruner.registry import make_compression_method
 from datapruner.validation import check_choice, check_positive_int
 
@@ -127,11 +128,15 @@ class Compressor:
                        threshold: float | None = None) -> list[CompressionResult]:
         """Compress many ``(query, passages)`` pairs, batching model calls across them.
 
+        `pairs` is an iterable of pairs, or an in-memory table (`datasets.Dataset`, polars or
+        pandas DataFrame, `pyarrow.Table`) with a ``query`` column and a ``passages`` column of
+        lists of strings, one pair per row (:func:`datapruner.io.memory.pairs_from_table`).
+
         Returns one :class:`CompressionResult` per pair, in order. A bad pair raises
         :class:`InputDataError` naming its index, before any model work.
         """
         mode = self.budget_mode(target_tokens, rate, threshold)
-        pairs = list(pairs)
+        pairs = pairs_from_table(pairs) if table_kind(pairs) else list(pairs)  # a table: columns query, passages
         for k, pair in enumerate(pairs):
             try:
                 query, passages = pair

@@ -28,6 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from datapruner.config import RunConfig, config_from_dict, load_config
+from datapruner.config.sections import read_yaml
 from datapruner.curation.dataset import ID_COLUMN, Dataset, DatasetView
 from datapruner.curation.output_checks import check_scores_file
 from datapruner.curation.outputs import check_pruned, scores_table, write_pruned, write_scores
@@ -75,6 +76,14 @@ class RunResult:
     keep: np.ndarray = field(repr=False)
     reason: np.ndarray = field(repr=False)
     manifest: dict[str, Any] = field(repr=False)
+    source: Any = field(default=None, repr=False)
+
+    def kept(self) -> Any:
+        """The kept rows, in input order: in the in-memory input's own type (``curate(config, data=...)``:
+        a `datasets.Dataset`, polars/pandas DataFrame or `pyarrow.Table`), else a `pyarrow.Table` of `pruned/`."""
+        from datapruner.io.memory import read_output_table, take_rows
+
+        return read_output_table(self.pruned_dir) if self.source is None else take_rows(self.source, self.keep)
 
     @property
     def pruned_dir(self) -> Path:
@@ -90,6 +99,11 @@ class RunResult:
     def manifest_path(self) -> Path:
         """The run's manifest (resolved config, versions, counts, timings)."""
         return self.out_dir / "manifest.json"
+
+    @property
+    def report_path(self) -> Path:
+        """The run report: one self-contained HTML page (funnel, histograms, method plots, examples)."""
+        return self.out_dir / "report" / "index.html"
 
 
 @dataclass(kw_only=True)
@@ -232,10 +246,18 @@ def run_curation(cfg: RunConfig) -> RunResult:
             kill_point("write:pruned")
             counts = check_scores_file(staging, info.ids, selected=True)  # from the files on disk
             check_pruned(staging, dataset)
+            if cfg.output.format == "hf":
+                from datapruner.io.hf_output import convert_to_hf_dataset
+
+                convert_to_hf_dataset(staging / "pruned", work_dir=folder.work_dir)
             timings["write"] = time.perf_counter() - t
             report = _write_report(cfg, steps, view.scores, keep, staging / "report")
             timings["total"] = time.perf_counter() - started
             manifest = _manifest(cfg, view, counts, timings, report, resume=_resume_entry(scored), folder=folder, staging=staging)
+            from datapruner.curation.html_report import example_rows, write_html_report  # the run report page
+
+            write_html_report(staging, manifest=manifest, scores=view.scores, keep=keep, examples=example_rows(dataset, reason))
+            manifest["files"] = files_under(staging)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     out_dir = folder.out_dir
     log.info("kept %d of %d rows; outputs in %s", counts["kept"], info.n_rows, out_dir)
@@ -354,13 +376,16 @@ def _resolve(config: RunConfig | Mapping[str, Any] | str | Path, out: str | None
     return load_config(config, out=out)
 
 
-def curate(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | None = None) -> RunResult:
+def curate(config: RunConfig | Mapping[str, Any] | str | Path, *, data: Any = None, out: str | None = None) -> RunResult:
     """Run a curation job: ingest, score, select, write.
 
     Parameters
     ----------
     config : a YAML path, a dict or a `RunConfig`. It is validated first (every scorer and policy
         is built), so a bad key or value fails before any data is read or any model loads.
+    data : an in-memory table to curate instead of ``input.path``: a `datasets.Dataset`, a polars
+        or pandas DataFrame, or a `pyarrow.Table` (``input.path`` may then be left out; the other
+        ``input`` keys apply). `RunResult.kept` returns the kept rows in the same type.
     out : overrides ``output.dir``.
 
     Returns
@@ -368,7 +393,24 @@ def curate(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | Non
     RunResult
         The counts and the paths of `pruned/`, `scores.parquet` and `manifest.json`.
     """
-    return run_curation(_resolve(config, out))
+    if data is None:
+        return run_curation(_resolve(config, out))
+    from datapruner.io.memory import MEMORY_INPUT_NAME, check_table, write_input_parquet
+
+    check_table(data)
+    if isinstance(config, (str, Path)):
+        config, base = read_yaml(Path(config)), Path(config).resolve().parent
+    else:
+        base = None
+    if isinstance(config, Mapping):
+        config = config_from_dict({**config, "input": {**(config.get("input") or {}), "path": MEMORY_INPUT_NAME}},
+                                  base_dir=base, out=out)
+    cfg = _resolve(config, out)
+    cfg.input.path = str(write_input_parquet(data, work_dir_of(cfg.output.dir) / "memory-input"))
+    cfg.input.format = "parquet"
+    result = run_curation(cfg)
+    result.source = data
+    return result
 
 
 def score(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | None = None) -> Path:

@@ -12,6 +12,8 @@ CATALOG = {
     "prototypicality": "datapruner.scorers.prototypicality",
     "density": "datapruner.scorers.density",
     "semdedup": "datapruner.scorers.semdedup",
+    "exact_dedup": "datapruner.scorers.exact_dedup",
+    "minhash": "datapruner.scorers.minhash_dedup",
     "el2n": "datapruner.scorers.el2n",
     "grand": "datapruner.scorers.grand",
     "confident_learning": "datapruner.scorers.confident_learning",

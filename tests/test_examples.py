@@ -10,6 +10,11 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
+# What an example's output must show, beyond running (the RAG adapters: budget and kept spans).
+EXPECTED_OUTPUT = {
+    "langchain_compress.py": ("tokens (cap 80)", "documents kept", "spans [("),
+    "llamaindex_compress.py": ("tokens (cap", "nodes kept", "retriever score", "spans [("),
+}
 
 
 @pytest.mark.slow
@@ -20,3 +25,5 @@ def test_example_runs(script, tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip(), "an example prints what it did"
+    for text in EXPECTED_OUTPUT.get(script.name, ()):
+        assert text in done.stdout, f"{script.name} output lacks {text!r}"

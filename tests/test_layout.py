@@ -21,8 +21,8 @@ PACKAGE_DIRS = {"datapruner": ROOT / "datapruner", "datapruner.scorers": ROOT / 
 CHECKED_FOLDERS = ("datapruner", "scorers", "pipelines", "tests", "benchmarks", "examples")
 
 # What each floor may import from the project (prefixes of module names).
-INTERFACES = ("datapruner.cli", "datapruner.service")
-INTERFACE_MAY_IMPORT = ("datapruner.cli", "datapruner.service", "datapruner.pipelines", "datapruner.config",
+INTERFACES = ("datapruner.cli", "datapruner.service", "datapruner.integrations")
+INTERFACE_MAY_IMPORT = ("datapruner.cli", "datapruner.service", "datapruner.integrations", "datapruner.pipelines", "datapruner.config",
                         "datapruner.errors", "datapruner.registry", "datapruner.progress")
 ENGINE_MAY_NOT_IMPORT = ("datapruner.pipelines", "datapruner.scorers", "datapruner.cli", "datapruner.service")
 SCORERS_MAY_NOT_IMPORT = ("datapruner.pipelines", "datapruner.cli", "datapruner.service", "datapruner.executors")

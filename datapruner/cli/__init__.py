@@ -18,6 +18,7 @@ from datapruner.errors import DataprunerError
 # Order here is the order in `datapruner --help`.
 COMMAND_MODULES = [
     "datapruner.cli.run_cmd",
+    "datapruner.cli.report_cmd",
     "datapruner.cli.prune_cmd",
     "datapruner.cli.info_cmd",
     "datapruner.cli.train_pruner_cmd",

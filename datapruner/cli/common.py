@@ -92,3 +92,4 @@ def print_result(result) -> None:
     print(f"pruned dataset: {result.pruned_dir}")
     print(f"row audit:      {result.scores_path}")
     print(f"manifest:       {result.manifest_path}")
+    print(f"report:         {result.report_path}")

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datapruner.cli.compress_flags import add_compress_parser, compress_config
+from datapruner.cli.passage_files import PASSAGE_FORMATS
 
 
 def register(sub) -> None:
     p = add_compress_parser(sub, "compress", help="compress passages for a query under a token budget; prints the text")
     p.add_argument("--query", required=True, help="the question the context should answer")
     p.add_argument("--passages", required=True, metavar="FILE",
-                   help="a .json list of strings, a .jsonl file (strings or {\"text\": ...}), or a text file "
-                        "(passages separated by blank lines; with --content code the whole file); '-' reads stdin")
+                   help="a .json list (strings or {\"text\": ...}), a .jsonl file (one string or {\"text\": ...} "
+                        "a line), or a text file (passages separated by blank lines; with --content code the whole "
+                        "file); '-' reads stdin")
+    p.add_argument("--passages-format", default="auto", choices=PASSAGE_FORMATS,
+                   help="how to read --passages (default auto: by extension; for stdin, JSON when it starts "
+                        "with [ or {, else text)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON instead of the text")
     p.set_defaults(func=run)
 
@@ -26,52 +31,21 @@ def register(sub) -> None:
     b.set_defaults(func=run_batch)
 
 
-def _read_passages(path: str, content: str) -> list[str]:
-    import json
-    import sys
-    from pathlib import Path
-
-    from datapruner.errors import InputDataError
-
-    if path == "-":
-        text, suffix = sys.stdin.read(), ""
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise InputDataError(f"--passages {path!r} is not a file")
-        text, suffix = p.read_text(encoding="utf-8"), p.suffix.lower()
-    if suffix == ".json":
-        data = json.loads(text)
-        if isinstance(data, dict):
-            data = data.get("passages")
-        if not isinstance(data, list):
-            raise InputDataError(f"{path}: expected a JSON list of strings or {{\"passages\": [...]}}")
-        return [x["text"] if isinstance(x, dict) and "text" in x else x for x in data]
-    if suffix == ".jsonl":
-        out = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                row = json.loads(line)
-                if isinstance(row, dict):
-                    if "text" not in row:
-                        raise InputDataError(f"{path}:{n}: a JSON object needs a 'text' field")
-                    row = row["text"]
-                out.append(row)
-        return out
-    if content == "code":
-        return [text]
-    return [block.strip() for block in text.split("\n\n") if block.strip()]
-
-
 def run(args) -> int:
     import json
+    import logging
 
+    from datapruner.cli.passage_files import read_passages
     from datapruner.pipelines.compress import Compressor
 
     cfg = compress_config(args)
     compressor = Compressor(**cfg.compressor_options())
-    passages = _read_passages(args.passages, cfg.compress.content)
+    passages = read_passages(args.passages, fmt=args.passages_format, content=cfg.compress.content)
     result = compressor.compress(args.query, passages, **cfg.budget())
+    if not result.text and any(p.strip() for p in passages):
+        logging.getLogger(__name__).warning(
+            "the compressed text is empty: %d passage(s), %d tokens in, a budget of %s tokens kept no unit; "
+            "raise --target-tokens or --rate (or lower --threshold)", len(passages), result.tokens_before, result.budget)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from datapruner.errors import ConfigError
 from datapruner.validation import check_number, check_positive_int
 from datapruner.config.sections import ThreadsConfig, build_section, check_sections, check_threads, keys_under, read_yaml, resolve_path, section
 
@@ -76,16 +77,38 @@ class BatchConfig:
     overwrite: bool = False
 
 
+COSTLY_METHODS = ("perplexity", "seqlabel", "hybrid")  # service.costly_methods default: methods that run a large model
+
+
 @dataclass
 class ServiceConfig:
-    """``service:`` the HTTP service of ``datapruner serve``.
+    """``service:`` the HTTP service of ``datapruner serve`` (docs/service.md).
 
     Attributes
     ----------
-    host, port : where to listen.
-    timeout_s : per-request time limit in seconds (the wait in the queue included).
-    max_request_bytes : largest accepted request body.
-    max_passages : most passages per request.
+    host, port : where to listen (127.0.0.1 by default: only this machine can connect).
+    timeout_s : per-request deadline in seconds, from arrival: the wait in the queue included. A
+        request still queued at its deadline is answered 504 without starting; a running one is
+        stopped (its worker process is replaced) and answered 504.
+    max_request_bytes : largest accepted request body (413 above).
+    max_passages : most passages per request (413 above).
+    max_passage_chars : most characters in one passage (413 above).
+    max_total_tokens : most tokens in the query and passages together, counted in the budget
+        tokenizer (413 above).
+    methods : the methods a request may choose with ``"method"``, by name (the allow-list);
+        ``compress.method`` is always served and is the default. Empty: only ``compress.method``.
+    embedder, lm, seqlabel_model : the models of the served methods, fixed at start-up (a
+        bundled name, a folder or a cached hub name; None: each method's default). Each is given
+        to every served method with the param ``embedder``, ``lm`` or ``model`` respectively.
+        A request can never name a model.
+    workers : worker processes (None: the CPU cores this process may use).
+    costly_methods : methods that run a large model per unit (perplexity, seqlabel, hybrid);
+        they run on their own workers so they cannot starve the others.
+    costly_workers : how many of the workers run the costly methods, when both kinds are served
+        (None: half of them, at least 1).
+    max_queue : requests waiting per kind of method; one more is answered 503 with Retry-After.
+    retry_after_s : the ``Retry-After`` seconds of a 503 or 504.
+    max_connections : open connections uvicorn accepts; more are answered 503 by uvicorn itself.
     """
 
     host: str = "127.0.0.1"
@@ -93,6 +116,18 @@ class ServiceConfig:
     timeout_s: float = 30.0
     max_request_bytes: int = 1_000_000
     max_passages: int = 1000
+    max_passage_chars: int = 50_000
+    max_total_tokens: int = 32_000
+    methods: list[str] = field(default_factory=list)
+    embedder: str | None = None
+    lm: str | None = None
+    seqlabel_model: str | None = None
+    workers: int | None = None
+    costly_methods: list[str] = field(default_factory=lambda: list(COSTLY_METHODS))
+    costly_workers: int | None = None
+    max_queue: int = 32
+    retry_after_s: int = 1
+    max_connections: int = 256
 
 
 @dataclass
@@ -139,7 +174,7 @@ class CompressConfig:
         ConfigError : naming the key, the bad value and what is allowed.
         """
         from datapruner.compression.budget import resolve_budget
-        from datapruner.registry import make_compression_method
+        from datapruner.registry import compression_method_names, make_compression_method
 
         c = self.compress
         with keys_under("compress"):
@@ -155,6 +190,21 @@ class CompressConfig:
         check_number("service.timeout_s", s.timeout_s, low=0, low_open=True, hint=" seconds")
         check_positive_int("service.max_request_bytes", s.max_request_bytes)
         check_positive_int("service.max_passages", s.max_passages)
+        check_positive_int("service.max_passage_chars", s.max_passage_chars)
+        check_positive_int("service.max_total_tokens", s.max_total_tokens)
+        check_positive_int("service.max_queue", s.max_queue)
+        check_positive_int("service.max_connections", s.max_connections)
+        check_positive_int("service.retry_after_s", s.retry_after_s, minimum=0)
+        for key in ("workers", "costly_workers"):
+            if getattr(s, key) is not None:
+                check_positive_int(f"service.{key}", getattr(s, key))
+        for key in ("methods", "costly_methods"):
+            names = getattr(s, key)
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ConfigError(f"service.{key}", names, "a list of method names, e.g. [mig, perplexity]")
+        for name in s.methods:
+            if name not in compression_method_names():
+                raise ConfigError("service.methods", name, "registered methods: " + ", ".join(compression_method_names()))
         check_threads(self.models)
         return self
 
@@ -261,9 +311,10 @@ def load_compress_config(
           out: out/rag-compress
           rows_per_shard: 256
           batch_pairs: 16
-        service:             # datapruner serve
+        service:             # datapruner serve (docs/service.md)
           port: 8000
           timeout_s: 30
+          methods: [mig, perplexity]   # a request may choose one by name
         models:
           threads: 1
 

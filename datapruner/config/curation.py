@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from datapruner.errors import ConfigError
-from datapruner.validation import check_positive_int
+from datapruner.validation import check_choice, check_positive_int
 from datapruner.config.sections import ModelsConfig, build_section, check_sections, check_threads, read_yaml, resolve_path, section
 from datapruner.curation.dataset import ColumnMap
+from datapruner.io.hf_output import OUTPUT_FORMATS
 from datapruner.io.readers import FORMATS
 
 ENGINES = ("local", "ray")
@@ -44,6 +45,8 @@ class OutputConfig:
     shard_rows : rows per written Parquet shard.
     plots : draw the report's PNG plots.
     overwrite : replace an earlier run in ``dir`` (``--overwrite``); without it such a run is refused.
+    format : ``"parquet"`` (default: ``pruned/`` holds Parquet shards) or ``"hf"`` (``pruned/`` is a
+        ``datasets`` ``save_to_disk`` folder; :mod:`datapruner.io.hf_output`).
     """
 
     dir: str
@@ -51,6 +54,7 @@ class OutputConfig:
     shard_rows: int = 100_000
     plots: bool = True
     overwrite: bool = False
+    format: str = "parquet"
 
 
 @dataclass
@@ -107,6 +111,7 @@ class RunConfig:
             raise ConfigError("input.format", self.input.format, f"one of {['auto', *FORMATS]}")
         check_positive_int("input.batch_size", self.input.batch_size)
         check_positive_int("output.shard_rows", self.output.shard_rows)
+        check_choice("output.format", self.output.format, OUTPUT_FORMATS)
         check_threads(self.models)
         if self.engine not in ENGINES:
             raise ConfigError("engine", self.engine, f"one of {list(ENGINES)}")

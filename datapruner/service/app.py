@@ -1,84 +1,66 @@
 """HTTP service for context compression (FastAPI + uvicorn, the optional ``serve`` extra).
 
-    datapruner serve --config configs/rag-compress.yaml --port 8000
+    datapruner serve --config configs/serve.yaml            # docs/service.md
 
-The service builds ONE :class:`~datapruner.pipelines.compress.Compressor` when it starts, from a
-compression config (:class:`~datapruner.config.CompressConfig`: the method, its params and the
-options are fixed for the life of the server, and so are the models they load); a request brings
-the data and, optionally, its own budget.
+Everything that decides what code runs is fixed when the server starts, from a compression config
+(:class:`~datapruner.config.CompressConfig`): the methods a request may choose (the allow-list,
+:mod:`datapruner.service.plan`), their params and models, the tokenizer and the options. A request
+brings the data, optionally a budget, a method from the allow-list by name and a shorter deadline
+(:mod:`datapruner.service.request`).
 
 Endpoints
 ---------
-``POST /v1/compress``  JSON body with ``query`` (string), ``passages`` (list of strings) and
-    optionally ``target_tokens``, ``rate`` or ``threshold`` (:data:`REQUEST_FIELDS`). A budget in
-    the request replaces the configured one (:func:`datapruner.config.override_budget`); any other
-    field is a 400 naming it. Returns the result as JSON (``text``, ``units``,
-    ``passage_scores``, ``tokens_before``, ``tokens_after``, ``method``, ``budget``, ``ratio``)
-    plus ``latency_ms``.
-``GET /healthz``  ``{"status": "ok", "version": ..., "compressor": Compressor.describe(),
-    "budget": the configured budget, "request_fields": [...]}``.
+``POST /v1/compress``  JSON ``{"query", "passages", "target_tokens" | "rate" | "threshold",
+    "method", "timeout_s"}`` (only the first two are required). Returns the result as JSON
+    (``text``, ``units``, ``passage_scores``, ``tokens_before``, ``tokens_after``, ``method``,
+    ``budget``, ``ratio``) plus ``latency_ms``.
+``GET /healthz``  status, version, the default compressor, budget, allowed methods and their
+    models, request fields, and each lane's queue and workers.
 
-Errors are JSON ``{"error": {"type": ..., "message": ...}}``: 400 for bad input or options, 413
-for a body above ``service.max_request_bytes`` or more than ``service.max_passages`` passages, 415
-for a non-JSON body, 503 when a model cannot be loaded, 504 when a request takes longer than
-``service.timeout_s``. Requests are computed one at a time in a worker thread (the CPU is the
-bottleneck); the timeout includes the wait in that queue. A request that times out gets its 504
-at once, but its computation cannot be interrupted and finishes in the background before the next
-request starts.
+With a token (``serve --token`` or ``$DATAPRUNER_TOKEN``) every endpoint needs
+``Authorization: Bearer <token>`` (401 otherwise). Errors are JSON ``{"error": {"type", "field",
+"message", ...}}``: 400 not JSON, 401 no or wrong token, 413 a size limit (body, passages,
+characters per passage, total tokens; the limit and the value are named), 415 not
+``application/json``, 422 a field with a bad type or value, 503 queue full or workers restarting
+(with ``Retry-After``) or a model that cannot load, 504 the deadline passed (queued: never
+started; running: stopped, its worker replaced).
+
+Compressions run in worker processes behind bounded queues, one lane for the cheap methods and
+one for the costly ones (:mod:`datapruner.service.workers`).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint's annotations (Request) at runtime.
 import asyncio
-import json
+import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping
 
 from datapruner import __version__
-from datapruner.config import BUDGET_KEYS, CompressConfig, as_compress_config, override_budget
-from datapruner.errors import DataprunerError, ModelLoadError, require_extra
+from datapruner.config import CompressConfig, as_compress_config, override_budget
+from datapruner.errors import ConfigError, ModelLoadError, require_extra
+from datapruner.service.auth import authorized
+from datapruner.service.plan import describe_plan, serving_plan
+from datapruner.service.request import REQUEST_FIELDS, RequestError, limit_error, parse_request
+from datapruner.service.workers import DeadlinePassed, Job, LaneRunner, LaneUnavailable, QueueFull, WorkerLost
 
 log = logging.getLogger(__name__)
 
-REQUEST_FIELDS = ("query", "passages", *BUDGET_KEYS)
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def _error(status: int, kind: str, message: str):
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse(status_code=status, content={"error": {"type": kind, "message": message}})
-
-
-def _check_request(payload: Any, max_passages: int):
-    """(status, type, message) of a request body that cannot be served, or None."""
-    if not isinstance(payload, dict):
-        return 400, "invalid_request", "body must be a JSON object with 'query' and 'passages'"
-    unknown = sorted(set(payload) - set(REQUEST_FIELDS))
-    if unknown:
-        return 400, "invalid_request", (
-            f"field {unknown[0]!r} (value {payload[unknown[0]]!r}) cannot be set per request; allowed fields: "
-            f"{', '.join(REQUEST_FIELDS)} (the method, its params and the options are fixed when the server starts)")
-    missing = [k for k in ("query", "passages") if k not in payload]
-    if missing:
-        return 400, "invalid_request", f"missing field(s) {missing}; send 'query' (string) and 'passages' (list of strings)"
-    passages = payload["passages"]
-    if isinstance(passages, list) and len(passages) > max_passages:
-        return 413, "too_many_passages", f"{len(passages)} passages; the limit is {max_passages}"
-    return None
-
-
-def create_app(config: CompressConfig | Mapping[str, Any] | str | Path | None = None, *, warmup: bool = False):
-    """Build the FastAPI app and its one compressor.
+def create_app(config: CompressConfig | Mapping[str, Any] | str | Path | None = None, *,
+               token: str | None = None, warmup: bool = False):
+    """Build the FastAPI app; its worker processes start with the app (ASGI lifespan).
 
     Parameters
     ----------
     config : a :class:`~datapruner.config.CompressConfig`, its mapping or a YAML file (None: the
-        defaults). ``compress`` builds the compressor and gives the default budget, ``service``
-        the limits, ``models.threads`` the threads.
-    warmup : compress one small request before returning, so the method's models are loaded
-        before the first real request.
+        defaults). ``compress`` gives the default method, its options and budget, ``service``
+        the allow-list, models, limits, workers and queues, ``models.threads`` the threads.
+    token : the bearer token every request must carry (None: no token).
+    warmup : wait until every worker has loaded its models before accepting requests.
 
     Raises
     ------
@@ -87,90 +69,145 @@ def create_app(config: CompressConfig | Mapping[str, Any] | str | Path | None = 
     """
     fastapi = require_extra("fastapi", "serve")
     from fastapi import Request
-    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from datapruner.pipelines.compress import Compressor
+    from datapruner.pipelines.token_count import count_tokens
 
     cfg = as_compress_config(config)
     limits = cfg.service
-    compressor = Compressor(**cfg.compressor_options())
+    plan = serving_plan(cfg)
+    compressors = {m: Compressor(**o) for m, o in plan.options.items()}  # validated; no model loads here
     default_budget = cfg.budget()
-    compressor.budget_mode(**default_budget)  # a bad default budget fails at start-up
-    if warmup:
-        compressor.compress("warm up", ["The service is warming up its models."], **default_budget)
-    app = fastapi.FastAPI(title="datapruner compression service", version=__version__)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datapruner-compress")
-    app.state.executor = executor
-    app.state.compressor = compressor
+    for method, compressor in compressors.items():  # a default budget a served method cannot take fails now
+        try:
+            compressor.budget_mode(**default_budget)
+        except ConfigError as exc:
+            raise ConfigError("service.methods", method, f"a method that accepts the configured budget ({exc})") from None
+    runners = {lane.name: LaneRunner(lane, {m: plan.options[m] for m in lane.methods}, max_queue=limits.max_queue)
+               for lane in plan.lanes}
+
+    def error(exc: RequestError, headers: dict[str, str] | None = None):
+        return JSONResponse(status_code=exc.status, content=exc.body(), headers=headers)
+
+    def retry_later(status: int, kind: str, message: str):
+        return error(RequestError(status, kind, None, message, retry_after_s=limits.retry_after_s),
+                     headers={"Retry-After": str(limits.retry_after_s)})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        for runner in runners.values():
+            await runner.start()
+        try:  # the budget tokenizer counts every request's tokens here, before it is queued
+            await asyncio.to_thread(count_tokens, ["warm up"], tokenizer=cfg.compress.tokenizer)
+        except ModelLoadError as exc:
+            log.error("the budget tokenizer cannot be loaded; every request will get a 503: %s", exc)
+        if warmup:
+            await asyncio.gather(*(r.ready.wait() for r in runners.values()))
+        yield
+        for runner in runners.values():
+            await runner.stop()
+
+    app = fastapi.FastAPI(title="datapruner compression service", version=__version__, lifespan=lifespan)
+    app.state.runners = runners
+    app.state.plan = plan
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        if not authorized(request.headers.get("authorization"), token):
+            given = "no Authorization header" if "authorization" not in request.headers else "a wrong token"
+            return error(RequestError(401, "unauthorized", "Authorization", f"{given}; send 'Authorization: Bearer "
+                                      "<token>' with the token the server was started with"),
+                         headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request, exc):
-        return _error(exc.status_code, "http_error", str(exc.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request, exc):
-        return _error(400, "validation_error", str(exc.errors()))
+    async def http_error(request, exc):
+        return error(RequestError(exc.status_code, "http_error", None, f"{exc.detail}: {request.method} {request.url.path}; "
+                                  "the endpoints are POST /v1/compress and GET /healthz"))
 
     @app.get("/healthz")
     async def healthz():
-        return {"status": "ok", "version": __version__, "compressor": compressor.describe(),
-                "budget": default_budget, "request_fields": list(REQUEST_FIELDS)}
+        return {"status": "ok", "version": __version__, "compressor": compressors[plan.default_method].describe(),
+                "budget": default_budget, "request_fields": list(REQUEST_FIELDS), **describe_plan(plan),
+                "lanes": {name: r.describe() for name, r in runners.items()}}
 
     @app.post("/v1/compress")
     async def compress_endpoint(request: Request):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limits.max_request_bytes:
-            return _error(413, "request_too_large",
-                          f"request body has {declared} bytes; the limit is {limits.max_request_bytes}")
-        body = bytearray()
-        async for piece in request.stream():
-            body.extend(piece)
-            if len(body) > limits.max_request_bytes:
-                return _error(413, "request_too_large",
-                              f"request body exceeds the limit of {limits.max_request_bytes} bytes")
-        ctype = request.headers.get("content-type", "")
-        if ctype and "json" not in ctype:
-            return _error(415, "unsupported_media_type", f"content-type {ctype!r}; send application/json")
+        arrived = time.monotonic()
         try:
-            payload = json.loads(body or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, "invalid_json", f"body is not valid JSON: {exc}")
-        problem = _check_request(payload, limits.max_passages)
-        if problem:
-            return _error(*problem)
-        budget = override_budget(default_budget, payload)
-        started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            executor, lambda: compressor.compress(payload["query"], payload["passages"], **budget))
-        try:
-            result = await asyncio.wait_for(asyncio.shield(future), timeout=limits.timeout_s)
-        except asyncio.TimeoutError:
-            return _error(504, "timeout", f"compression took longer than {limits.timeout_s} s; send fewer or shorter passages")
+            body = await read_body(request, limits.max_request_bytes)
+            req = parse_request(body, limits=limits, methods=plan.methods, default_method=plan.default_method)
+            budget = override_budget(default_budget, req.budget)
+            try:
+                compressors[req.method].budget_mode(**budget)
+            except ConfigError as exc:
+                raise RequestError(422, "invalid_field", exc.key, str(exc)) from None
+            tokens = await asyncio.to_thread(count_tokens, [req.query, *req.passages], tokenizer=cfg.compress.tokenizer)
+            if tokens > limits.max_total_tokens:
+                raise limit_error("max_total_tokens", "passages", tokens, limits.max_total_tokens,
+                                  "the query and passages have too many tokens")
+        except RequestError as exc:
+            return error(exc)
         except ModelLoadError as exc:
-            return _error(503, "model_unavailable", str(exc))
-        except DataprunerError as exc:
-            return _error(400, type(exc).__name__, str(exc))
-        except Exception as exc:  # a bug, not bad input: log it, answer JSON
-            log.exception("compression failed")
-            return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
-        out = result.to_dict()
-        out["latency_ms"] = round(1000 * (time.perf_counter() - started), 1)
+            return error(RequestError(503, "model_unavailable", None, str(exc)))
+        runner = runners[plan.lane_of(req.method).name]
+        job = Job(req.method, req.query, req.passages, budget, deadline=arrived + req.timeout_s)
+        try:
+            reply = await runner.submit(job)
+        except QueueFull:
+            return retry_later(503, "overloaded", f"the {runner.lane.name} queue is full ({limits.max_queue} requests "
+                               f"waiting, service.max_queue); retry after {limits.retry_after_s} s")
+        except DeadlinePassed as exc:
+            what = ("it was stopped and its worker replaced" if exc.started else
+                    "it waited in the queue and never started")
+            return retry_later(504, "timeout", f"the request passed its deadline of {req.timeout_s:g} s (timeout_s): "
+                               f"{what}; send fewer or shorter passages, or retry when the server is less busy")
+        except WorkerLost as exc:
+            return retry_later(503, "worker_lost", f"{exc}; retry")
+        except LaneUnavailable as exc:
+            return error(RequestError(503, "model_unavailable", None, str(exc)))
+        if reply[0] == "error":
+            _, status, kind, message, field = reply
+            return error(RequestError(status, kind, field, message))
+        out = reply[1]
+        out["latency_ms"] = round(1000 * (time.monotonic() - arrived), 1)
         return out
 
     return app
 
 
-def serve(config: CompressConfig | Mapping[str, Any] | str | Path | None = None, *, warmup: bool = False,
-          log_level: str = "info") -> None:
+async def read_body(request, max_bytes: int) -> bytes:
+    """The request body, refused (413) above `max_bytes` before it is all read, or (415) when not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise limit_error("max_request_bytes", "body", int(declared), max_bytes, "the request body has too many bytes")
+    body = bytearray()
+    async for piece in request.stream():
+        body.extend(piece)
+        if len(body) > max_bytes:
+            raise limit_error("max_request_bytes", "body", len(body), max_bytes, "the request body has too many bytes")
+    ctype = request.headers.get("content-type", "")
+    if ctype and "json" not in ctype:
+        raise RequestError(415, "unsupported_media_type", "content-type",
+                           f"content-type {ctype!r}; send the body as application/json")
+    return bytes(body)
+
+
+def serve(config: CompressConfig | Mapping[str, Any] | str | Path | None = None, *, token: str | None = None,
+          warmup: bool = False, log_level: str = "info") -> None:
     """Run the service with uvicorn on ``service.host``:``service.port`` until interrupted.
 
     Parameters
     ----------
-    config, warmup : see :func:`create_app`.
+    config, token, warmup : see :func:`create_app`.
     log_level : uvicorn's log level.
     """
     uvicorn = require_extra("uvicorn", "serve")
     cfg = as_compress_config(config)
-    uvicorn.run(create_app(cfg, warmup=warmup), host=cfg.service.host, port=cfg.service.port, log_level=log_level)
+    if cfg.service.host not in LOOPBACK and token is None:
+        log.warning("listening on %s without a token: anyone who can reach this address can use the service; "
+                    "set --token or $DATAPRUNER_TOKEN (docs/service.md, Security)", cfg.service.host)
+    uvicorn.run(create_app(cfg, token=token, warmup=warmup), host=cfg.service.host, port=cfg.service.port,
+                log_level=log_level, limit_concurrency=cfg.service.max_connections)
