@@ -29,7 +29,7 @@ def test_an_earlier_run_is_replaced_only_with_overwrite_and_whole(tmp_path, sst2
     with caplog.at_level(logging.WARNING):
         result = curate(helpers.text_stats_config(sst2_input, out, overwrite=True))
     assert "pruned/notes.txt" in caplog.text  # said what was replaced
-    assert not (out / "pruned" / "notes.txt").exists() and not (out / "report").exists()  # replaced whole
+    assert not (out / "pruned" / "notes.txt").exists() and not (out / "report" / "hist_old_column.png").exists()  # whole
     assert result.manifest["replaced_earlier_run"] is True
     assert sorted(result.manifest["files"]) == sorted(p for p in helpers_files(out) if p != "manifest.json")
     assert helpers.siblings(out) == [".out.work"]
