@@ -46,11 +46,16 @@ class RowScoreCache:
     """
 
     def __init__(self, namespace: str, key: str, columns: Sequence[str]):
-        digest = hashlib.sha256(f"v{SCHEMA_VERSION}|{key}|{','.join(columns)}".encode()).hexdigest()[:32]
-        self.path = cache_dir() / "row-scores" / namespace / f"{digest}.sqlite"
+        self.namespace = namespace
+        self.digest = hashlib.sha256(f"v{SCHEMA_VERSION}|{key}|{','.join(columns)}".encode()).hexdigest()[:32]
         self.key = key
         self.columns = tuple(columns)
         self._conn: sqlite3.Connection | None = None
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file, under the cache folder of the process that uses it (a Ray worker's own)."""
+        return cache_dir() / "row-scores" / self.namespace / f"{self.digest}.sqlite"
 
     def __getstate__(self):
         return {**self.__dict__, "_conn": None}
