@@ -207,24 +207,39 @@ class CausalLM:
             first.append(1 + len(head))
         return ids, first, full
 
+    def padded_batches(self, ids: list[list[int]]):
+        """The forward-pass batches of token sequences `ids`: longest first, cut by `max_tokens_per_batch`.
+
+        Yields
+        ------
+        (idx, input_ids, mask)
+            `idx` (b,) positions in `ids`; `input_ids` and `mask` (b, width) long tensors, padded
+            with the pad token and masked.
+        """
+        import torch
+
+        lengths = np.array([len(x) for x in ids])
+        order = np.argsort(-lengths, kind="stable")
+        pad = self.tokenizer.pad_token_id
+        for group in token_budget_groups(lengths[order], self.max_tokens_per_batch):
+            idx = order[group]
+            width = int(lengths[idx].max())
+            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                input_ids[row, : lengths[i]] = torch.tensor(ids[i])
+                mask[row, : lengths[i]] = 1
+            yield idx, input_ids, mask
+
     def token_stats(self, texts: list[str], *, prompts: list[str] | None = None, entropy: bool = False) -> list[TokenStats]:
         """Score every token of each text (or of each response, given `prompts`)."""
         import torch
 
         ids, first, full = self.encode(texts, prompts)
         lengths = np.array([len(x) for x in ids])
-        order = np.argsort(-lengths, kind="stable")
         results: list[TokenStats | None] = [None] * len(texts)
-        pad = self.tokenizer.pad_token_id
         with torch.inference_mode():
-            for group in token_budget_groups(lengths[order], self.max_tokens_per_batch):
-                idx = order[group]
-                width = int(lengths[idx].max())
-                input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    input_ids[row, : lengths[i]] = torch.tensor(ids[i])
-                    mask[row, : lengths[i]] = 1
+            for idx, input_ids, mask in self.padded_batches(ids):
                 logits = self.model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
                 nll, ent = token_nll(logits, input_ids[:, 1:], entropy=entropy)
                 for row, i in enumerate(idx):

@@ -138,17 +138,11 @@ def test_cluster_has_two_nodes(two_node_cluster):
     assert len(alive) == 2 and sum(n["Resources"].get("CPU", 0) for n in alive) == 2
 
 
-def test_text_stats_on_several_files_and_jsonl(tmp_path, sst2_rows, curation_config, two_node_cluster):
-    """Ray reads each file itself (Parquet folder of 3 unequal files; JSONL) and every row keeps its index."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for name, (lo, hi) in {"a": (0, 50), "b": (50, 57), "c": (57, 120)}.items():
-        pq.write_table(pa.Table.from_pylist(sst2_rows[lo:hi]), folder / f"{name}.parquet")
-    a, b = _both(lambda out, **kw: curation_config(folder, out, **kw), tmp_path / "pq", two_node_cluster, concurrency=2)
-    assert a.equals(b) and a.num_rows == 120
+def test_jsonl_read_by_ray(tmp_path, sst2_rows, curation_config, two_node_cluster):
+    """Ray's JSON reader gives every row its ingest index (text_stats, no model)."""
     jsonl = tmp_path / "rows.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in sst2_rows[:60]))
-    a, b = _both(lambda out, **kw: curation_config(jsonl, out, **kw), tmp_path / "jsonl", two_node_cluster, concurrency=2)
+    a, b = _both(lambda out, **kw: curation_config(jsonl, out, **kw), tmp_path, two_node_cluster, concurrency=2)
     assert a.equals(b) and a.num_rows == 60
 
 
@@ -200,14 +194,20 @@ def test_semdedup_and_dbp_match_local(tmp_path, seeded_duplicates, two_node_clus
     assert _kept_ids(a) == _kept_ids(b)
 
 
-def test_el2n_and_confident_learning_match_local(tmp_path, sst2_parquet, two_node_cluster, embedder):
+def test_el2n_and_confident_learning_match_local(tmp_path, sst2_rows, two_node_cluster, embedder):
+    """On a folder of three Parquet files of unequal size: Ray reads each file and every row keeps its index."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, (lo, hi) in {"a": (0, 50), "b": (50, 57), "c": (57, 120)}.items():
+        pq.write_table(pa.Table.from_pylist(sst2_rows[lo:hi]), folder / f"{name}.parquet")
+
     def cfg(out, **kw):
-        return {"input": {"path": str(sst2_parquet), "columns": {"text": "sentence", "label": "label"}, "batch_size": 32},
+        return {"input": {"path": str(folder), "columns": {"text": "sentence", "label": "label"}, "batch_size": 16},
                 "output": {"dir": str(out), "plots": False}, "random_state": 0,
                 "scorers": [{"name": "el2n"}, {"name": "confident_learning"}],
                 "selection": [{"policy": "drop_label_issues"}, {"policy": "top_fraction", "score": "el2n", "keep": 0.5}],
                 **kw}
 
     a, b = _both(cfg, tmp_path, two_node_cluster, concurrency=2)
-    assert a.equals(b) and np.isfinite(a.column("el2n").to_numpy()).all()
+    assert a.equals(b) and a.num_rows == 120 and np.isfinite(a.column("el2n").to_numpy()).all()
     assert _kept_ids(a) == _kept_ids(b)
