@@ -4,7 +4,7 @@ The driver fits each step (global state such as k-means centroids, proxies, quan
 it in Ray's object store once (`ray.put`); the input is read by Ray Data's own readers
 (`read_parquet`, `read_json`, `read_csv`, `from_huggingface`) file by file, each row tagged with
 its global row index by zipping the file with an index range; `map_batches` streams the rows
-through an actor pool (a callable class, `concurrency` actors), each actor taking the fitted step
+through an actor pool (a callable class, `ActorPoolStrategy(size=concurrency)`), each actor taking the fitted step
 from the object store and loading its models once; the driver collects the score columns by row
 index. The ingest pass's per-row arrays (ids, validity, class indices) also travel by object
 reference. Embeddings are read by the workers from the on-disk cache, so a multi-node cluster needs
@@ -114,7 +114,7 @@ class RayExecutor:
             },
             batch_size=rows_per_call,
             batch_format="pyarrow",
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=0,
             scheduling_strategy="SPREAD",
         )
