@@ -53,6 +53,7 @@ SCALE_SCORERS = [
     {"name": "density", "params": {"n_clusters": N_CLUSTERS}},
 ]
 SCALE_SELECTION = [{"policy": "cluster_quota", "keep": 0.5}]
+README_TITLE = "Scale: perplexity against a bare forward pass, 100k-10M rows, local engine against Ray (`benchmarks/scale.py`)"
 
 
 # ---- perplexity ------------------------------------------------------------------------------
@@ -211,15 +212,19 @@ def run_worker(work: Path, threads: int, env: dict, *, engine: str = "local", co
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def prepared(n: int, threads: int, random_state: int):
+def prepared(n: int, threads: int, random_state: int, prepare_timeout_s: float = 1800.0):
     """(work folder, env): N synthetic rows and their cached embeddings under a fresh DATAPRUNER_CACHE."""
     work = Path(tempfile.mkdtemp(prefix=f"dp-scale-{n}-"))
     env = common.thread_env(threads)
     env["DATAPRUNER_CACHE"] = str(work / "cache")
     env["RAY_AUTH_MODE"] = "disabled"
     t0 = time.perf_counter()
-    prep = subprocess.run([sys.executable, str(Path(__file__).parent / "memory.py"), "--prepare", str(n), "--work", str(work),
-                           "--random-state", str(random_state)], env=env, check=True, capture_output=True, text=True)
+    try:
+        prep = subprocess.run([sys.executable, str(Path(__file__).parent / "memory.py"), "--prepare", str(n), "--work", str(work),
+                               "--random-state", str(random_state)], env=env, check=True, capture_output=True, text=True,
+                              timeout=prepare_timeout_s)
+    except subprocess.TimeoutExpired:
+        return work, env, {"not_run": f"preparing the synthetic data and its cache entry took over {prepare_timeout_s:.0f} s"}
     info = json.loads(prep.stdout.strip().splitlines()[-1])
     info["seconds"] = time.perf_counter() - t0
     return work, env, info
@@ -228,9 +233,9 @@ def prepared(n: int, threads: int, random_state: int):
 def sizes_part(sizes: list[int], threads: int, random_state: int, cap_bytes: int, timeout_s: float) -> dict:
     runs = []
     for n in sizes:
-        work, env, prep = prepared(n, threads, random_state)
+        work, env, prep = prepared(n, threads, random_state, prepare_timeout_s=timeout_s)
         try:
-            r = run_worker(work, threads, env, cap_bytes=cap_bytes, timeout_s=timeout_s)
+            r = dict(prep, max_rss_polled_bytes=0) if "not_run" in prep else run_worker(work, threads, env, cap_bytes=cap_bytes, timeout_s=timeout_s)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         r.update({"n_rows": n, "prepare": prep, "loadavg_after": list(os.getloadavg())})
@@ -282,6 +287,9 @@ def render(parts: dict) -> str:
             f"| bare forward pass (floor) | {p['floor_tokens_per_s']:.0f} | 1.00 |",
             f"| pipeline perplexity scoring | {p['pipeline_tokens_per_s']:.0f} | **{p['ratio_pipeline_over_floor']:.2f}** |",
             f"| former path (full log-softmax + gather) | {p['former_path_tokens_per_s']:.0f} | {p['ratio_former_path_over_floor']:.2f} |",
+            "",
+            "Pipeline / floor in each round: " + ", ".join(f"{r['floor_s'] / r['pipeline_s']:.2f} (load {r['loadavg'][0]:.0f})" for r in p["rounds"])
+            + "; on a machine this loaded the rounds disagree, so read the ratio with that spread.",
         ]
     else:
         lines.append("not run (run `benchmarks/scale.py --part perplexity`)")
@@ -293,7 +301,9 @@ def render(parts: dict) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for r in s["runs"]:
             if "not_run" in r:
-                lines.append(f"| {r['n_rows']:,} | not run ({r['not_run']}; RSS polled up to {r['max_rss_polled_bytes'] / 2**20:.0f} MiB) | | | | | | |")
+                polled = r.get("max_rss_polled_bytes") or 0
+                seen = f"; RSS polled up to {polled / 2**20:.0f} MiB" if polled else ""
+                lines.append(f"| {r['n_rows']:,} | not run ({r['not_run']}{seen}) | | | | | | |")
                 continue
             t = r.get("timings_s") or {}
             lines.append(f"| {r['n_rows']:,} | {r['peak_rss_bytes'] / 2**20:.0f} | {r['wall_s']:.1f} | {t.get('ingest', 0):.1f} | "
@@ -350,6 +360,7 @@ def main(argv=None) -> None:
     ap.add_argument("--timeout-s", type=float, default=660.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--random-state", type=int, default=0)
+    ap.add_argument("--render-only", action="store_true", help="rebuild the README block from the results file; run nothing")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--engine", default="local", help=argparse.SUPPRESS)
@@ -361,6 +372,13 @@ def main(argv=None) -> None:
 
         faiss.omp_set_num_threads(threads)
         print(json.dumps(worker(args.work, threads, args.engine, args.concurrency), default=str))
+        return
+    if args.render_only:
+        path = common.RESULTS / ("scale_quick.json" if args.quick else "scale.json")
+        data = json.loads(path.read_text())
+        data["readme"] = common.readme_block(README_TITLE, render(data["parts"]))
+        path.write_text(json.dumps(data, indent=1))
+        print(f"re-rendered {path}")
         return
     if not args.part:
         ap.error("--part is required")
@@ -382,8 +400,7 @@ def main(argv=None) -> None:
     parts[args.part] = part
     if not args.quick:
         plot(parts)
-    payload = {"parts": parts, "readme": common.readme_block("Scale: perplexity floor, 100k-10M rows, local engine against Ray "
-                                                             "(`benchmarks/scale.py`)", render(parts))}
+    payload = {"parts": parts, "readme": common.readme_block(README_TITLE, render(parts))}
     path = common.write_result("scale", payload, quick=args.quick, threads=threads, started=started)
     print(f"wrote {path}")
 
