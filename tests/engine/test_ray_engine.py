@@ -95,7 +95,7 @@ def two_node_cluster():
                                                  "--max-worker-port", str(low + 80), *_node_ports(), *common],
                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         os.environ["RAY_AUTH_MODE"] = "disabled"
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
         while len([n for n in ray.nodes() if n["Alive"]]) < 2:
             if time.monotonic() > deadline:
                 raise RuntimeError("the Ray worker node did not join")
