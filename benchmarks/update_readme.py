@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
-ORDER = ["pruning_curve", "noise_detection", "compression", "throughput", "memory", "clustering_scale"]
+ORDER = ["pruning_curve", "noise_detection", "compression", "throughput", "memory", "scale", "clustering_scale"]
 
 
 def _clustering_scale(d: dict) -> dict:

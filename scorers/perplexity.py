@@ -3,6 +3,12 @@
 `ppl_i = exp(mean token NLL of x_i)` with padding masked. For prompt/response data,
 `response_only=True` scores only the response tokens, conditioned on the prompt. Selection is a
 separate policy: `band` keeps the bottom, middle or top fraction of the distribution.
+
+Speed: the executor hands this step up to `bucket_rows` rows at once, so `CausalLM.token_stats`
+sorts them by token length across many input batches (the whole dataset when it is smaller) and
+pads little; without entropy the NLL comes from a gather and a logsumexp. Each row's result is
+kept in a per-row cache keyed by model, window and text (`RowScoreCache`), so a rerun, another
+policy over the same data, or an overlapping dataset does not run the LM again for those rows.
 """
 
 from __future__ import annotations
@@ -10,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from datapruner.curation.dataset import Batch
-from datapruner.models import TokenStats
+from datapruner.curation.row_score_cache import RowScoreCache, text_keys
 from datapruner.curation.steps import ScoreStep
+from datapruner.models import TokenStats
 from datapruner.errors import ConfigError
 
 
@@ -34,6 +41,7 @@ class PerplexityStep(ScoreStep):
         "ppl_truncated": "true when the text was longer than models.lm_max_length and only its start was scored",
     }
     params_doc = {"response_only": "score only response tokens, conditioned on the prompt (needs prompt/response columns; default false)"}
+    bucket_rows = 65_536
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -46,20 +54,29 @@ class PerplexityStep(ScoreStep):
         if self.response_only and view.dataset.columns.response is None:
             raise ConfigError(f"scorers[{self.name}].params.response_only", True, "input.columns.prompt and .response to be set")
         self.lm = view.lm
+        self.cache = RowScoreCache(
+            "perplexity", f"{self.lm.model_id}|max_length={self.lm.max_length}", ("perplexity", "ppl_tokens", "ppl_truncated")
+        )
 
     def score_batch(self, batch: Batch) -> dict[str, np.ndarray]:
-        """Perplexity, tokens scored and truncation of each valid row of the batch."""
+        """Perplexity, tokens scored and truncation of each valid row of the batch (cached rows are looked up)."""
         n = len(batch)
-        ppl = np.full(n, np.nan)
-        tokens = np.zeros(n, dtype=np.int64)
-        truncated = np.zeros(n, dtype=bool)
+        values = np.full((n, 3), np.nan)
         rows = np.flatnonzero(batch.valid)
         if rows.size:
-            if self.response_only:
-                stats = self.lm.token_stats([batch.responses[i] for i in rows], prompts=[batch.prompts[i] for i in rows])
-            else:
-                stats = self.lm.token_stats([batch.texts[i] for i in rows])
-            ppl[rows] = perplexities(stats)
-            tokens[rows] = [s.nll.size for s in stats]
-            truncated[rows] = [s.truncated for s in stats]
-        return {"perplexity": ppl, "ppl_tokens": tokens, "ppl_truncated": truncated}
+            texts = [(batch.responses if self.response_only else batch.texts)[i] for i in rows]
+            prompts = [batch.prompts[i] for i in rows] if self.response_only else None
+            keys = text_keys(texts, prompts)
+            found = self.cache.get(keys)
+            todo = [j for j, k in enumerate(keys) if k not in found]
+            if todo:
+                stats = self.lm.token_stats([texts[j] for j in todo], prompts=None if prompts is None else [prompts[j] for j in todo])
+                computed = np.column_stack([perplexities(stats), [s.nll.size for s in stats], [s.truncated for s in stats]])
+                self.cache.put([keys[j] for j in todo], computed)
+                found.update({keys[j]: tuple(v) for j, v in zip(todo, computed)})
+            values[rows] = np.array([found[k] for k in keys], dtype=np.float64)  # NULL (a NaN stored) reads as nan
+        return {
+            "perplexity": values[:, 0],
+            "ppl_tokens": np.nan_to_num(values[:, 1]).astype(np.int64),
+            "ppl_truncated": values[:, 2] == 1,
+        }

@@ -34,6 +34,10 @@ class ScoreStep:
     needs: ClassVar[frozenset[str]] = frozenset({"text"})
     columns: ClassVar[dict[str, str]] = {}
     params_doc: ClassVar[dict[str, str]] = {}
+    bucket_rows: ClassVar[int | None] = None
+    """Rows an executor may hand to `score_batch` at once when more than ``input.batch_size``
+    (consecutive input batches joined). A model-backed step sets it so that it can sort by length
+    across many input batches and pad less; None = one input batch at a time."""
 
     def __init__(self, **params: Any):
         unknown = set(params) - set(self.params_doc)

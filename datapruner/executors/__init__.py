@@ -33,16 +33,18 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Runs every batch in this process, in input order."""
+    """Runs every batch in this process, in input order (joined into windows of
+    `step.bucket_rows` rows when the step asks for them)."""
 
     name = "local"
 
     def map_batches(self, step, view):
         """See `Executor.map_batches`."""
+        from datapruner.executors.batch_windows import batch_windows
         from datapruner.progress import progress_bar
 
         with progress_bar(f"scoring: {step.name}", total=view.n_rows) as bar:
-            for batch in view.batches(with_embeddings=step.needs_embeddings):
+            for batch in batch_windows(view.batches(with_embeddings=step.needs_embeddings), step.bucket_rows):
                 yield np.arange(batch.start, batch.start + len(batch)), step.score_batch(batch)
                 bar.advance(len(batch))
 

