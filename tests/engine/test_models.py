@@ -172,3 +172,26 @@ def test_concurrent_onnx_export_into_a_fresh_cache(tmp_path):
     assert len({o[0].strip() for o in outs}) == 1
     folder = tmp_path / "cache" / "models" / "all-MiniLM-L6-v2-onnx"
     assert sorted(p.name for p in folder.iterdir()) == ["model-int8.onnx", "model.onnx"]
+
+
+def test_perplexity_scorer_question_nll_without_context_logits(causal_lm, caplog, monkeypatch):
+    """The block pass computes the LM head on the last context position only: same question NLL,
+    the cache passed the supported way (no deprecation warning from transformers)."""
+    import logging
+
+    from datapruner.scorers import perplexity_chunks as pc
+
+    scorer = pc.PerplexityScorer(causal_lm, segment_tokens=16)  # several segments: the cache is carried
+    tok = causal_lm.tokenizer
+    contexts = [scorer.tokenize_units(["Paris is the capital of France.", "It lies on the Seine river, in the north."], " "),
+                scorer.tokenize_units(["The bank charged me twice."], " ")]
+    questions = [list(tok(" What is the capital of France?", add_special_tokens=False)["input_ids"])] * 2
+    monkeypatch.setattr(logging.getLogger("transformers"), "propagate", True)  # let caplog see its warnings
+    with caplog.at_level(logging.WARNING):
+        full = scorer.score(contexts, questions)
+        fast = scorer.score(contexts, questions, context_nll=False)
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()]
+    for a, b in zip(full, fast):
+        np.testing.assert_allclose(a.question_nll, b.question_nll, atol=1e-4)
+    assert all(u.size and u.sum() > 0 for u in full[0].unit_nll)
+    assert full[0].question_nll.mean() < full[1].question_nll.mean()  # the relevant context helps
