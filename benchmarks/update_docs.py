@@ -118,13 +118,46 @@ def encoder_backends() -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ docs/perplexity_speed.md
+
+
+def perplexity_speed() -> str:
+    path = RESULTS / "perplexity_speed.json"
+    d = _read(path)
+    if d is None or not d.get("records"):
+        return "not run (no benchmarks/results/perplexity_speed.json; run benchmarks/perplexity_speed.py)"
+    s = d["summary"]
+    lines = ["| method | answer recall [95 % Wilson] | mean latency (s) | over budget |", "|---|---|---|---|"]
+    for m in ("longllmlingua", "perplexity"):
+        r = s[m]
+        rec = (f"{r['answer_recall']:.2f} [{r['answer_recall_ci95'][0]:.2f}, {r['answer_recall_ci95'][1]:.2f}] "
+               f"n={r['answer_n']}") if r["answer_recall"] is not None else "n/a"
+        lines.append(f"| {m} | {rec} | {r['latency_s_mean']:.1f} | {r['over_budget_count']} of {s['n_questions']} |")
+    lo, hi = s["speedup_ratio_of_means_ci95"]
+    speed = s["speedup_ratio_of_means"]
+    met_speed = speed >= 5
+    pr, lr = s["perplexity"]["answer_recall"], s["longllmlingua"]["answer_recall"]
+    met_recall = pr is not None and lr is not None and pr >= lr
+    state = "complete" if d.get("complete") else f"partial: {d.get('note', 'cut short')}"
+    lines += ["", f"Speed-up of the perplexity method over LongLLMLingua (LongLLMLingua latency / perplexity latency): "
+              f"ratio of means {speed:.2f} [95 % bootstrap {lo:.2f}, {hi:.2f}], median per question "
+              f"{s['speedup_median']:.2f}, over {s['n_questions']} questions ({', '.join(d['datasets'])}) at "
+              f"{d['ratio']}x; run {state}. Goal (at least 5x, answer recall at least LongLLMLingua's): speed "
+              f"{'met' if met_speed else 'not met'}, recall {'met' if met_recall else 'not met'} "
+              f"(point estimates; the intervals are wide at this n).", "",
+              f"{d['threads']} thread(s); load average {d['machine'].get('loadavg_at_write')} at the end. "
+              f"Source: `{_rel(path)}` (`{d['command']}`, finished {d['finished_utc']})."]
+    return "\n".join(lines)
+
+
 RENDERERS = {
     "pruner-weights": pruner_weights,
     "pruner-run": pruner_run,
     "pruner-heldout": pruner_heldout,
     "encoder-backends": encoder_backends,
+    "perplexity-speed": perplexity_speed,
 }
-DOCS = ("docs/seqlabel.md", "docs/encoders.md")
+DOCS = ("docs/seqlabel.md", "docs/encoders.md", "docs/perplexity_speed.md")
 BLOCK = re.compile(r"(<!-- generated:([\w-]+) -->\n)(.*?)(<!-- /generated:\2 -->)", re.S)
 
 
