@@ -102,13 +102,18 @@ def pruner_heldout() -> str:
 
 def encoder_backends() -> str:
     path = RESULTS / "encoder_backends.json"
-    d = _read(path)
+    d, reduced = _read(path), ""
+    if d is None:  # the reduced run, said so
+        path = RESULTS / "encoder_backends_quick.json"
+        d = _read(path)
+        reduced = ("**Reduced run** (`--quick`: 20 HotpotQA and 100 XQuAD questions, 1 round; the full run did not "
+                   "finish on the shared machine within the time bound). ")
     if d is None:
         return "not run (no benchmarks/results/encoder_backends.json; run benchmarks/encoder_backends.py)"
     m = d["machine"]
     agree = d["embedding_agreement"]
     lines = [d["table_markdown"], "",
-             f"{d['n_sentences_timed']} sentences ({d['n_tokens_timed']} tokens) timed per backend in each of "
+             f"{reduced}{d['n_sentences_timed']} sentences ({d['n_tokens_timed']} tokens) timed per backend in each of "
              f"{d['rounds']} rounds; {d['threads']} thread(s); load average {m.get('loadavg_at_write')} at the end "
              f"(a shared machine: compare the ratios, not the absolute rates). "
              f"Embeddings of the first 500 timed sentences against torch: onnx max |diff| "
