@@ -29,16 +29,20 @@ def set_encoder_backend(backend: str | None) -> str:
 
     Embedders built afterwards without an explicit ``backend`` use it (``shared_embedder`` included).
     """
+    if backend is not None:
+        _backend["name"] = _checked_backend(backend)
+    return _backend["name"]
+
+
+def _checked_backend(backend: str) -> str:
     from datapruner.models.onnx_encoder import ENCODER_BACKENDS
 
-    if backend is not None:
-        if backend not in ENCODER_BACKENDS:
-            raise ModelLoadError(
-                f"encoder backend {backend!r} is unknown; use one of {', '.join(ENCODER_BACKENDS)} "
-                f"(models.encoder_backend)"
-            )
-        _backend["name"] = backend
-    return _backend["name"]
+    if backend not in ENCODER_BACKENDS:
+        raise ModelLoadError(
+            f"encoder backend {backend!r} is unknown; use one of {', '.join(ENCODER_BACKENDS)} "
+            f"(models.encoder_backend)"
+        )
+    return backend
 
 
 def encoder_backend() -> str:
@@ -68,14 +72,11 @@ class Embedder:
     """
 
     def __init__(self, model: str = BUNDLED_EMBEDDER, *, max_tokens_per_batch: int = 8192, backend: str | None = None):
-        from datapruner.models.onnx_encoder import ENCODER_BACKENDS
-
         self.model_name = model
         self.max_tokens_per_batch = max_tokens_per_batch
         if backend is None:
             backend = encoder_backend() if model == BUNDLED_EMBEDDER else "torch"
-        if backend not in ENCODER_BACKENDS:
-            raise ModelLoadError(f"encoder backend {backend!r} is unknown; use one of {', '.join(ENCODER_BACKENDS)}")
+        _checked_backend(backend)
         if backend != "torch" and model != BUNDLED_EMBEDDER:
             raise ModelLoadError(
                 f"encoder backend {backend!r} serves the bundled embedder only, not {model!r}; "
