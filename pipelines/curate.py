@@ -141,10 +141,11 @@ def score_dataset(cfg: RunConfig, *, resume: bool = False) -> ScoredDataset:
     -------
     ScoredDataset
     """
-    from datapruner.models import set_threads
+    from datapruner.models import set_encoder_backend, set_threads
 
     timings: dict[str, float] = {}
     threads = set_threads(cfg.models.threads)
+    set_encoder_backend(cfg.models.encoder_backend)
     cfg.models.threads = threads
     out_dir = Path(cfg.output.dir)
     check_output_location(out_dir, cfg.input.path)

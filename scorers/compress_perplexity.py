@@ -10,7 +10,8 @@ items of the batch:
 2. *coarse*: chunks ranked by relevance are kept until they hold ``coarse_ratio`` x the budget;
    each kept chunk gets a token allowance from its relevance and is cut into blocks at
    perplexity spikes.
-3. *block pass*: every block of the kept chunks with the question alone: its AMI is the block's value.
+3. *block pass*: every block of the kept chunks with the question alone: its AMI is the block's value
+   (only the question is scored: the LM head runs on the block's last position, not on every token).
 4. *fine*: a 0/1 knapsack over each chunk's blocks within its allowance (code signatures and
    returns first when they fit), then the tokens left go to the best remaining whole blocks.
    Threshold mode keeps every block whose normalised value reaches the threshold.
@@ -178,7 +179,7 @@ class PerplexityChunks(CompressionMethod):
                     questions.append(w.prompt[: w.n_question])  # AMI needs the question tokens only
                     owners.append((k, j, a, b))
         out: list[dict[tuple[int, int, int], float]] = [{} for _ in items]
-        for (k, j, a, b), r in zip(owners, scorer.score(contexts, questions) if contexts else []):
+        for (k, j, a, b), r in zip(owners, scorer.score(contexts, questions, context_nll=False) if contexts else []):
             n_q = work[k].n_question
             out[k][(j, a, b)] = float(pc.ami_scores(work[k].base_nll[:n_q], [r.question_nll[:n_q]])[0])
         return out

@@ -41,6 +41,7 @@ import numpy as np
 
 from datapruner.compression.budget import knapsack
 from datapruner.models.batching import token_budget_groups
+from datapruner.models.lm_scoring import forward_with_cache
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +237,8 @@ class PerplexityScorer:
         out.append((start, len(unit_ids)))
         return out
 
-    def score(self, contexts: list[list[list[int]]], questions: list[list[int]]) -> list[SequenceNLL]:
+    def score(self, contexts: list[list[list[int]]], questions: list[list[int]], *,
+              context_nll: bool = True) -> list[SequenceNLL]:
         """NLL of every context unit and of the question continuation, for many sequences.
 
         Parameters
@@ -244,6 +246,8 @@ class PerplexityScorer:
         contexts : per sequence, the token ids of each context unit (may be empty: the question is
             then scored after the start token only).
         questions : per sequence, the continuation token ids (>= 1 token).
+        context_nll : score the context tokens too; False computes the LM head on the last context
+            position only (the question's NLL is the same) and leaves the unit NLLs at 0.
 
         Returns
         -------
@@ -276,27 +280,28 @@ class PerplexityScorer:
                 cache, last_logits = None, None
                 for s in range(0, width, self.segment_tokens):
                     e = min(width, s + self.segment_tokens)
-                    out = model(input_ids=ids[:, s:e], attention_mask=mask[:, :e], position_ids=pos[:, s:e],
-                                past_key_values=cache, use_cache=True)
-                    cache = out.past_key_values
-                    logits = out.logits.float()
-                    if last_logits is not None:  # predicts this segment's first token
-                        ctx_nll[:, s] = _nll(last_logits.unsqueeze(1), ids[:, s : s + 1])[:, 0]
-                    if e - s > 1:
-                        ctx_nll[:, s + 1 : e] = _nll(logits[:, :-1], ids[:, s + 1 : e])
+                    logits, cache = forward_with_cache(model, cache=cache, last_logits_only=not context_nll,
+                                                       input_ids=ids[:, s:e], attention_mask=mask[:, :e],
+                                                       position_ids=pos[:, s:e])
+                    logits = logits.float()
+                    if context_nll:
+                        if last_logits is not None:  # predicts this segment's first token
+                            ctx_nll[:, s] = _nll(last_logits.unsqueeze(1), ids[:, s : s + 1])[:, 0]
+                        if e - s > 1:
+                            ctx_nll[:, s + 1 : e] = _nll(logits[:, :-1], ids[:, s + 1 : e])
                     last_logits = logits[:, -1]
-                    del out, logits
+                    del logits
                 qids = torch.full((len(idx), qwidth), pad, dtype=torch.long)
                 qmask = torch.zeros((len(idx), qwidth), dtype=torch.long)
                 for row, q in enumerate(batch_q):
                     qids[row, : len(q)] = torch.tensor(q)
                     qmask[row, : len(q)] = 1
                 qpos = pos[:, -1:] + 1 + torch.arange(qwidth).unsqueeze(0)
-                out = model(input_ids=qids, attention_mask=torch.cat([mask, qmask], dim=1), position_ids=qpos,
-                            past_key_values=cache, use_cache=True)
-                qlogits = torch.cat([last_logits.unsqueeze(1), out.logits.float()[:, :-1]], dim=1)
+                out_logits, _ = forward_with_cache(model, cache=cache, input_ids=qids,
+                                                   attention_mask=torch.cat([mask, qmask], dim=1), position_ids=qpos)
+                qlogits = torch.cat([last_logits.unsqueeze(1), out_logits.float()[:, :-1]], dim=1)
                 q_nll = _nll(qlogits, qids)
-                del out, cache
+                del out_logits, cache
                 for row, i in enumerate(idx):
                     c_len = len(ctx_ids[i])
                     row_nll = ctx_nll[row, width - c_len:].numpy()

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from datapruner.errors import ConfigError
-from datapruner.validation import check_positive_int
+from datapruner.validation import check_choice, check_positive_int
+from datapruner.models.embedder import DEFAULT_ENCODER_BACKEND
 from datapruner.models.loading import BUNDLED_EMBEDDER, BUNDLED_LM
+from datapruner.models.onnx_encoder import ENCODER_BACKENDS
 
 @dataclass
 class ThreadsConfig:
@@ -36,12 +38,18 @@ class ModelsConfig(ThreadsConfig):
     embedder : sentence embedder, ``"bundled-minilm"`` or a sentence-transformers folder.
     lm : reference causal LM, ``"bundled-smollm2"`` or a Hugging Face folder.
     lm_max_length : tokens the LM scores per text (longer texts are reported as truncated).
+    encoder_backend : what runs the bundled embedder: ``"torch"``, ``"onnx"`` (ONNX Runtime fp32)
+        or ``"onnx-int8"`` (dynamic int8); see docs/encoders.md. A named embedder folder runs on torch.
     threads : see :class:`ThreadsConfig`.
     """
 
     embedder: str = BUNDLED_EMBEDDER
     lm: str = BUNDLED_LM
     lm_max_length: int = 512
+    encoder_backend: str = DEFAULT_ENCODER_BACKEND
+
+    def __post_init__(self):
+        check_choice("models.encoder_backend", self.encoder_backend, ENCODER_BACKENDS)
 
 
 def read_yaml(path: Path) -> Mapping[str, Any]:

@@ -1,4 +1,11 @@
-"""Sentence embeddings: the bundled MiniLM by default, any sentence-transformers model on request."""
+"""Sentence embeddings: the bundled MiniLM by default, any sentence-transformers model on request.
+
+The bundled MiniLM runs on one of three encoder backends (``datapruner.models.ENCODER_BACKENDS``):
+``torch`` (sentence-transformers, fp32), ``onnx`` (ONNX Runtime, fp32, the same embeddings to
+1e-5) or ``onnx-int8`` (dynamic int8 quantisation; close, not equal). The process-wide choice is
+:func:`set_encoder_backend` (config key ``models.encoder_backend``); an :class:`Embedder` may name
+its own. A sentence-transformers folder the user names runs on torch.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,41 @@ import logging
 
 import numpy as np
 
+from datapruner.errors import ModelLoadError
 from datapruner.models.batching import token_budget_groups
 from datapruner.models.cache import shared_model
 from datapruner.models.loading import BUNDLED_EMBEDDER, resolve_hf_model
 
 log = logging.getLogger(__name__)
+
+DEFAULT_ENCODER_BACKEND = "torch"
+_backend = {"name": DEFAULT_ENCODER_BACKEND}
+
+
+def set_encoder_backend(backend: str | None) -> str:
+    """Set the process-wide encoder backend of the bundled embedder (None keeps it); returns the one in force.
+
+    Embedders built afterwards without an explicit ``backend`` use it (``shared_embedder`` included).
+    """
+    if backend is not None:
+        _backend["name"] = _checked_backend(backend)
+    return _backend["name"]
+
+
+def _checked_backend(backend: str) -> str:
+    from datapruner.models.onnx_encoder import ENCODER_BACKENDS
+
+    if backend not in ENCODER_BACKENDS:
+        raise ModelLoadError(
+            f"encoder backend {backend!r} is unknown; use one of {', '.join(ENCODER_BACKENDS)} "
+            f"(models.encoder_backend)"
+        )
+    return backend
+
+
+def encoder_backend() -> str:
+    """The process-wide encoder backend in force (see :func:`set_encoder_backend`)."""
+    return _backend["name"]
 
 
 def bundled_embedder_path() -> str:
@@ -27,12 +64,25 @@ class Embedder:
     ----------
     model : ``"bundled-minilm"`` (default), a sentence-transformers folder, or a cached hub name.
     max_tokens_per_batch : token budget of one forward pass; short texts share a batch, long
-        texts get smaller batches, so memory stays flat whatever the text lengths.
+        texts get smaller batches, so memory stays flat whatever the text lengths. Texts are
+        sorted by token length first, so each batch pads to a similar length; the output keeps
+        the input order.
+    backend : ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` for the bundled model; None takes the
+        process-wide :func:`encoder_backend` (for a user-named model, torch).
     """
 
-    def __init__(self, model: str = BUNDLED_EMBEDDER, *, max_tokens_per_batch: int = 8192):
+    def __init__(self, model: str = BUNDLED_EMBEDDER, *, max_tokens_per_batch: int = 8192, backend: str | None = None):
         self.model_name = model
         self.max_tokens_per_batch = max_tokens_per_batch
+        if backend is None:
+            backend = encoder_backend() if model == BUNDLED_EMBEDDER else "torch"
+        _checked_backend(backend)
+        if backend != "torch" and model != BUNDLED_EMBEDDER:
+            raise ModelLoadError(
+                f"encoder backend {backend!r} serves the bundled embedder only, not {model!r}; "
+                f"use backend 'torch' for a sentence-transformers folder"
+            )
+        self.backend = backend
         self._model = None
 
     def __getstate__(self):
@@ -43,17 +93,24 @@ class Embedder:
     def model_id(self) -> str:
         """A stable identifier used as the embedding-cache key."""
         if self.model_name == BUNDLED_EMBEDDER:
-            return "all-MiniLM-L6-v2"
+            # int8 embeddings differ from fp32 ones, so they are cached apart; fp32 ONNX matches torch.
+            return "all-MiniLM-L6-v2" + ("-onnx-int8" if self.backend == "onnx-int8" else "")
         return self.model_name.rstrip("/").replace("/", "__")
 
     @property
     def model(self):
+        """The loaded encoder: a SentenceTransformer (torch) or an OnnxSentenceEncoder."""
         if self._model is None:
-            self._model = _load_sentence_transformer(self.model_name)
+            if self.backend == "torch":
+                self._model = _load_sentence_transformer(self.model_name)
+            else:
+                self._model = _load_onnx_encoder(self.backend)
         return self._model
 
     @property
     def dim(self) -> int:
+        if self.backend != "torch":
+            return self.model.dim
         getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
             self.model, "get_sentence_embedding_dimension"
         )
@@ -77,13 +134,12 @@ class Embedder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for group in token_budget_groups(lengths[order], self.max_tokens_per_batch):
             idx = order[group]
-            vecs = self.model.encode(
-                [texts[i] for i in idx],
-                batch_size=len(idx),
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
+            batch = [texts[i] for i in idx]
+            if self.backend == "torch":
+                vecs = self.model.encode(batch, batch_size=len(idx), convert_to_numpy=True,
+                                         normalize_embeddings=True, show_progress_bar=False)
+            else:
+                vecs = self.model.encode(batch)
             out[idx] = vecs.astype(np.float32, copy=False)
         return out
 
@@ -99,3 +155,9 @@ def _load_sentence_transformer(name: str):
         return SentenceTransformer(path, device="cpu")
 
     return shared_model("sentence_transformer", name, build)
+
+
+def _load_onnx_encoder(backend: str):
+    from datapruner.models.onnx_encoder import OnnxSentenceEncoder
+
+    return shared_model("onnx_encoder", BUNDLED_EMBEDDER, lambda: OnnxSentenceEncoder(backend), backend)

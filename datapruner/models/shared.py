@@ -20,21 +20,24 @@ if TYPE_CHECKING:
     from datapruner.models.embedder import Embedder
 
 
-def shared_embedder(name: str = BUNDLED_EMBEDDER) -> "Embedder":
-    """The process-wide :class:`~datapruner.models.Embedder` for model `name`.
+def shared_embedder(name: str = BUNDLED_EMBEDDER, backend: str | None = None) -> "Embedder":
+    """The process-wide :class:`~datapruner.models.Embedder` for model `name` on encoder `backend`.
 
     Parameters
     ----------
     name : ``"bundled-minilm"`` (default), a sentence-transformers folder, or a cached hub name.
+    backend : ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (bundled model only); None takes the
+        process-wide ``datapruner.models.encoder_backend()`` (``models.encoder_backend``).
 
     Returns
     -------
     Embedder
-        The same object for every call with the same name; its weights load on first use.
+        The same object for every call with the same name and backend; its weights load on first use.
     """
     from datapruner.models.embedder import Embedder
 
-    return shared_model("embedder", name, lambda: Embedder(name))
+    embedder = Embedder(name, backend=backend)  # resolves the backend (and rejects a bad one) now
+    return shared_model("embedder", name, lambda: embedder, embedder.backend)
 
 
 def shared_causal_lm(name: str = BUNDLED_LM, max_length: int = 512) -> "CausalLM":

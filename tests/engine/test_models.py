@@ -108,3 +108,90 @@ def test_concurrent_conversion_into_a_fresh_cache(tmp_path):
     assert len(folders) == 1
     models = tmp_path / "cache" / "models"
     assert sorted(p.name for p in models.iterdir() if not p.name.endswith(".lock")) == ["SmolLM2-135M-Instruct"]
+
+
+# ------------------------------------------------------------------ encoder backends
+
+
+def _hotpot_sentences(test_data, n=120):
+    import json
+
+    records = json.loads((test_data / "qa" / "hotpotqa_heldout30.json").read_text(encoding="utf-8"))
+    sents = [s for r in records for s in r["para_a"] + r["para_b"]]
+    return [r["question"] for r in records[:10]] + sents[:n] + ["", "word " * 400]
+
+
+def test_onnx_backends_match_torch_on_real_text(embedder, test_data):
+    texts = _hotpot_sentences(test_data)
+    ref = embedder.embed(texts)
+    fp32 = Embedder(backend="onnx").embed(texts)
+    int8 = Embedder(backend="onnx-int8").embed(texts)
+    assert fp32.shape == int8.shape == ref.shape
+    assert np.abs(fp32 - ref).max() < 1e-4
+    cos = (int8 * ref).sum(1)
+    assert cos.min() > 0.95 and cos.mean() > 0.98
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-4)
+    assert not np.allclose(int8, ref, atol=1e-4)  # int8 really is a different network
+
+
+def test_encoder_backend_is_chosen_one_way(monkeypatch):
+    from datapruner.models import encoder_backend, set_encoder_backend, shared_embedder
+
+    before = encoder_backend()
+    try:
+        set_encoder_backend("onnx-int8")
+        assert shared_embedder().backend == "onnx-int8"
+        assert shared_embedder().model_id.endswith("onnx-int8")
+        assert shared_embedder(backend="torch").backend == "torch"
+        assert Embedder("/models/my-st-folder").backend == "torch"  # a named folder always runs on torch
+    finally:
+        set_encoder_backend(before)
+    with pytest.raises(ModelLoadError, match="tensorrt.*torch, onnx, onnx-int8"):
+        set_encoder_backend("tensorrt")
+    with pytest.raises(ModelLoadError, match="bundled embedder only"):
+        Embedder("/models/my-st-folder", backend="onnx")
+
+
+def test_missing_onnxruntime_names_the_package(monkeypatch):
+    from datapruner.models.onnx_encoder import bundled_onnx_path
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    with pytest.raises(ModelLoadError, match="needs the package 'onnxruntime'.*encoder_backend: torch"):
+        bundled_onnx_path("onnx")
+
+
+def test_concurrent_onnx_export_into_a_fresh_cache(tmp_path):
+    """Two processes exporting the bundled encoder at once both succeed and leave one graph of each kind."""
+    code = ("from datapruner.models.onnx_encoder import bundled_onnx_path; "
+            "print(bundled_onnx_path('onnx-int8'), bundled_onnx_path('onnx'))")
+    env = {**os.environ, "DATAPRUNER_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
+    assert len({o[0].strip() for o in outs}) == 1
+    folder = tmp_path / "cache" / "models" / "all-MiniLM-L6-v2-onnx"
+    assert sorted(p.name for p in folder.iterdir()) == ["model-int8.onnx", "model.onnx"]
+
+
+def test_perplexity_scorer_question_nll_without_context_logits(causal_lm, caplog, monkeypatch):
+    """The block pass computes the LM head on the last context position only: same question NLL,
+    the cache passed the supported way (no deprecation warning from transformers)."""
+    import logging
+
+    from datapruner.scorers import perplexity_chunks as pc
+
+    scorer = pc.PerplexityScorer(causal_lm, segment_tokens=16)  # several segments: the cache is carried
+    tok = causal_lm.tokenizer
+    contexts = [scorer.tokenize_units(["Paris is the capital of France.", "It lies on the Seine river, in the north."], " "),
+                scorer.tokenize_units(["The bank charged me twice."], " ")]
+    questions = [list(tok(" What is the capital of France?", add_special_tokens=False)["input_ids"])] * 2
+    monkeypatch.setattr(logging.getLogger("transformers"), "propagate", True)  # let caplog see its warnings
+    with caplog.at_level(logging.WARNING):
+        full = scorer.score(contexts, questions)
+        fast = scorer.score(contexts, questions, context_nll=False)
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()]
+    for a, b in zip(full, fast):
+        np.testing.assert_allclose(a.question_nll, b.question_nll, atol=1e-4)
+    assert all(u.size and u.sum() > 0 for u in full[0].unit_nll)
+    assert full[0].question_nll.mean() < full[1].question_nll.mean()  # the relevant context helps

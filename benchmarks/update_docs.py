@@ -1,0 +1,200 @@
+"""Fill the generated blocks of docs/*.md from result files, so no figure in them is typed by hand.
+
+A block is the text between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``; each NAME
+has a renderer below that reads one results file and returns Markdown. A renderer whose file is
+missing writes "not run (reason)". Only the blocks change.
+
+    .venv/bin/python benchmarks/update_docs.py [--check]
+
+``--check`` exits 1 when a doc is not up to date (nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRUNER = ROOT / "datapruner" / "assets" / "pruner"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+# ------------------------------------------------------------------ docs/seqlabel.md
+
+
+def pruner_weights() -> str:
+    meta, weights = _read(PRUNER / "pruner.json"), PRUNER / "pruner.safetensors"
+    if meta is None or not weights.is_file():
+        return "not run (no bundled pruner files in datapruner/assets/pruner)"
+    layers = ", ".join(str(x) for x in meta["trained_layers"])
+    return (f"`{_rel(weights)}` stores only the fine-tuned tensors (encoder layers {layers} of "
+            f"{meta['n_layers']}, both heads) in {meta['weights_dtype']} ({weights.stat().st_size / 1e6:.1f} MB) and loads "
+            f"on top of the bundled encoder; `pruner.json` holds the training config, the exact command, data counts, "
+            f"losses, wall time and the held-out metrics.")
+
+
+def pruner_run() -> str:
+    meta = _read(PRUNER / "pruner.json")
+    if meta is None:
+        return "not run (no datapruner/assets/pruner/pruner.json)"
+    d, cfg, sec = meta["data"], meta["train_config"], meta["seconds"]
+    src = ", ".join(f"{k} {v}" for k, v in d["by_source"].items())
+    p = d["evidence_token_fraction"]
+    prior = -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    return (f"Training run of the shipped weights (`{meta['command']}`): {d['examples']} examples ({src}), "
+            f"{d['windows']} windows, {p:.0%} evidence tokens, {meta['steps']} steps of batch {cfg['batch_size']} over "
+            f"{cfg['epochs']} epochs at a layer learning rate of {cfg['lr']:g}; {sec['total_training'] / 60:.0f} min of "
+            f"training on {meta['threads']} torch thread(s) of a shared machine ({sec['frozen_features'] / 60:.0f} min of it "
+            f"computing the frozen layers), plus {meta['heldout_metrics']['seconds'] / 60:.1f} min of held-out evaluation. "
+            f"Final training losses: token {meta['final_loss']['token']:.2f} (predicting the evidence rate alone gives "
+            f"{prior:.2f}), rerank {meta['final_loss']['rank']:.2f}. Source: `{_rel(PRUNER / 'pruner.json')}`.")
+
+
+def pruner_heldout() -> str:
+    meta = _read(PRUNER / "pruner.json")
+    if meta is None:
+        return "not run (no datapruner/assets/pruner/pruner.json)"
+    h, x = meta["heldout_metrics"]["hotpotqa_evidence_recall"], meta["heldout_metrics"]["xquad"]
+    rows = [
+        f"HotpotQA, {meta['heldout']['hotpotqa']} ({h['n_questions']} questions); all sentences of the 2 gold + "
+        f"distractor paragraphs ranked together ({h['mean_sentences']:.1f} sentences, {h['mean_gold']:.1f} supporting "
+        f"facts per question on average); recall of supporting-fact sentences:",
+        "",
+        "| method | recall@k (k = number of gold sentences) | recall@5 |",
+        "|---|---|---|",
+    ]
+    names = {"seqlabel": "bundled pruner, mean keep-probability",
+             "seqlabel_x_rerank": "bundled pruner, keep-probability x sigmoid(rerank)",
+             "embedding": "embedding similarity (MiniLM cosine, baseline)", "chance": "chance"}
+    for key, label in names.items():
+        rows.append(f"| {label} | {h[key]['at_gold']:.3f} | {h[key]['at_5']:.3f} |")
+    rows += ["", f"XQuAD, {meta['heldout']['xquad']} (first {x['n_questions']} questions):", "",
+             "| method | answer sentence ranked first in its paragraph | gold paragraph ranked first among the article's |",
+             "|---|---|---|"]
+    for key, label in (("seqlabel", "bundled pruner"), ("embedding", "embedding similarity")):
+        rows.append(f"| {label} | {x[key]['answer_sentence_at_1']:.3f} | {x[key]['paragraph_at_1']:.3f} |")
+    gap = h["embedding"]["at_gold"] - h["seqlabel"]["at_gold"]
+    gap_x = x["embedding"]["answer_sentence_at_1"] - x["seqlabel"]["answer_sentence_at_1"]
+    verdict = ("**The bundled pruner beats the embedding-similarity baseline** on HotpotQA recall@k"
+               if gap < 0 else
+               f"**The bundled pruner does not beat the embedding-similarity baseline**: it is {gap:.3f} below it "
+               f"on HotpotQA recall@k ({h['seqlabel']['at_gold']:.3f} vs {h['embedding']['at_gold']:.3f}) and "
+               f"{gap_x:.3f} below on XQuAD answer sentence@1, while {h['seqlabel']['at_gold'] / h['chance']['at_gold']:.1f}x "
+               f"chance on HotpotQA")
+    rows += ["", verdict + f". Source: `{_rel(PRUNER / 'pruner.json')}` (`heldout_metrics`)."]
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------ docs/encoders.md
+
+
+def encoder_backends() -> str:
+    path = RESULTS / "encoder_backends.json"
+    d, reduced = _read(path), ""
+    if d is None:  # the reduced run, said so
+        path = RESULTS / "encoder_backends_quick.json"
+        d = _read(path)
+        reduced = ("**Reduced run** (`--quick`: 20 HotpotQA and 100 XQuAD questions, 1 round; the full run did not "
+                   "finish on the shared machine within the time bound). ")
+    if d is None:
+        return "not run (no benchmarks/results/encoder_backends.json; run benchmarks/encoder_backends.py)"
+    m = d["machine"]
+    agree = d["embedding_agreement"]
+    lines = [d["table_markdown"], "",
+             f"{reduced}{d['n_sentences_timed']} sentences ({d['n_tokens_timed']} tokens) timed per backend in each of "
+             f"{d['rounds']} rounds; {d['threads']} thread(s); load average {m.get('loadavg_at_write')} at the end "
+             f"(a shared machine: compare the ratios, not the absolute rates). "
+             f"Embeddings of the first 500 timed sentences against torch: onnx max |diff| "
+             f"{agree['onnx']['max_abs_diff']:.1e}; onnx-int8 cosine mean {agree['onnx-int8']['mean_cosine']:.4f}, "
+             f"min {agree['onnx-int8']['min_cosine']:.4f}.", "",
+             f"Source: `{_rel(path)}` (`{d['command']}`, finished {d['finished_utc']})."]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ docs/perplexity_speed.md
+
+
+def perplexity_speed() -> str:
+    path = RESULTS / "perplexity_speed.json"
+    d = _read(path)
+    if d is None or not d.get("records"):
+        return "not run (no benchmarks/results/perplexity_speed.json; run benchmarks/perplexity_speed.py)"
+    s = d["summary"]
+    lines = ["| method | answer recall [95 % Wilson] | mean latency (s) | over budget |", "|---|---|---|---|"]
+    for m in ("longllmlingua", "perplexity"):
+        r = s[m]
+        rec = (f"{r['answer_recall']:.2f} [{r['answer_recall_ci95'][0]:.2f}, {r['answer_recall_ci95'][1]:.2f}] "
+               f"n={r['answer_n']}") if r["answer_recall"] is not None else "n/a"
+        lines.append(f"| {m} | {rec} | {r['latency_s_mean']:.1f} | {r['over_budget_count']} of {s['n_questions']} |")
+    lo, hi = s["speedup_ratio_of_means_ci95"]
+    speed = s["speedup_ratio_of_means"]
+    met_speed = speed >= 5
+    pr, lr = s["perplexity"]["answer_recall"], s["longllmlingua"]["answer_recall"]
+    met_recall = pr is not None and lr is not None and pr >= lr
+    state = "complete" if d.get("complete") else f"partial: {d.get('note', 'cut short')}"
+    lines += ["", f"Speed-up of the perplexity method over LongLLMLingua (LongLLMLingua latency / perplexity latency): "
+              f"ratio of means {speed:.2f} [95 % bootstrap {lo:.2f}, {hi:.2f}], median per question "
+              f"{s['speedup_median']:.2f}, over {s['n_questions']} questions ({', '.join(d['datasets'])}) at "
+              f"{d['ratio']}x; run {state}. Goal (at least 5x, answer recall at least LongLLMLingua's): speed "
+              f"{'met' if met_speed else 'not met'}, recall {'met' if met_recall else 'not met'} "
+              f"(point estimates; the intervals are wide at this n).", "",
+              f"{d['threads']} thread(s); load average {d['machine'].get('loadavg_at_write')} at the end. "
+              f"Source: `{_rel(path)}` (`{d['command']}`, finished {d['finished_utc']})."]
+    return "\n".join(lines)
+
+
+RENDERERS = {
+    "pruner-weights": pruner_weights,
+    "pruner-run": pruner_run,
+    "pruner-heldout": pruner_heldout,
+    "encoder-backends": encoder_backends,
+    "perplexity-speed": perplexity_speed,
+}
+DOCS = ("docs/seqlabel.md", "docs/encoders.md", "docs/perplexity_speed.md")
+BLOCK = re.compile(r"(<!-- generated:([\w-]+) -->\n)(.*?)(<!-- /generated:\2 -->)", re.S)
+
+
+def fill(text: str) -> str:
+    """`text` with every generated block re-rendered (an unknown block name is an error)."""
+    def one(match):
+        name = match.group(2)
+        if name not in RENDERERS:
+            raise SystemExit(f"unknown generated block {name!r}; known: {sorted(RENDERERS)}")
+        return match.group(1) + RENDERERS[name]().strip() + "\n" + match.group(4)
+
+    return BLOCK.sub(one, text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    stale = []
+    for doc in DOCS:
+        path = ROOT / doc
+        old = path.read_text(encoding="utf-8")
+        new = fill(old)
+        if new != old:
+            stale.append(doc)
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    if args.check and stale:
+        print("out of date: " + ", ".join(stale) + " (run benchmarks/update_docs.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
