@@ -31,7 +31,7 @@ from datapruner.executors import make_executor
 from datapruner.io.writers import ShardedParquetWriter, check_output_location, write_table_atomic
 from datapruner.paths import atomic_dir, atomic_path
 from datapruner.registry import make_scorer
-from datapruner.selection import apply_policies, make_policy
+from datapruner.selection import SelectionContext, apply_policies, make_policy
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,8 @@ def run_curation(cfg: RunConfig) -> RunResult:
     scored = score_dataset(cfg)
     dataset, view, steps, timings = scored.dataset, scored.view, scored.steps, scored.timings
     info = view.info
-    keep, reason = apply_policies(policies, view.scores, valid=info.valid, invalid_reason=info.invalid_reason, on_invalid=cfg.on_invalid)
+    keep, reason = apply_policies(policies, view.scores, valid=info.valid, invalid_reason=info.invalid_reason, on_invalid=cfg.on_invalid,
+                                  context=SelectionContext.from_view(view))
     counts = Counter(reason[~keep].tolist())
     n_kept = int(keep.sum())
     if n_kept + sum(counts.values()) != info.n_rows:
