@@ -66,10 +66,13 @@ TRAIN: dict = {"epochs": 20, "min_steps": 150}
 NOISE = 0.2
 DBP_CLUSTERS = 20
 METHODS = [
-    "random", "el2n_hard", "el2n_hard_offset", "el2n_easy", "el2n_easy_pc", "grand", "proto_hard", "proto_easy",
-    "dbp", "semdedup_dbp", "ppl_middle", "cl_el2n", "quadrants", "coverage", "coverage_pc", "d2", "moderate",
-    "moderate_pc", "cl_easy_pc", "cl_coverage_pc", "recommended",
+    "random", "recommended", "cl_easy_pc", "cl_coverage_pc", "el2n_easy_pc", "coverage_pc", "moderate_pc", "moderate",
+    "coverage", "d2", "el2n_easy", "el2n_hard", "el2n_hard_offset", "grand", "proto_hard", "proto_easy",
+    "dbp", "semdedup_dbp", "ppl_middle", "cl_el2n", "quadrants",
 ]
+#: Methods the MLP probe measures in a full run (the CPU budget of a shared 2-core machine: the MLP
+#: costs about 5x the logistic probe); the other MLP cells say "not run" with that reason.
+MLP_METHODS = ["random", "recommended", "cl_easy_pc", "cl_coverage_pc", "el2n_easy_pc", "coverage_pc", "moderate_pc", "el2n_hard"]
 NEW = {"coverage", "coverage_pc", "d2", "moderate", "moderate_pc", "cl_easy_pc", "cl_coverage_pc", "recommended", "el2n_easy_pc"}
 REPORT_FRACTIONS = (0.1, 0.3, 0.5)
 
@@ -190,8 +193,12 @@ def curve_cache(key: str, regime: str, probe: str, method: str, quick: bool) -> 
     return cache_dir() / "benchmarks" / f"curve_{key}_{regime}_{probe}_{method}_{tag}{'_quick' if quick else ''}.json"
 
 
-def measure(method: str, probe: str, *, scores, context, x_tr, labels, x_te, y_te, flipped, k: int) -> dict:
-    """One method's curve under one probe: per keep fraction, mean / std of the accuracy and what was kept."""
+def measure(method: str, probe: str, *, scores, context, x_tr, labels, x_te, y_te, flipped, k: int, memo: dict) -> dict:
+    """One method's curve under one probe: per keep fraction, mean / std of the accuracy and what was kept.
+
+    `memo` maps (selection, probe seed) to an accuracy: two methods that keep the same rows (e.g. the
+    recipe and its parts) train once.
+    """
     from datapruner.selection.base import count_for
 
     curve = {}
@@ -205,7 +212,10 @@ def measure(method: str, probe: str, *, scores, context, x_tr, labels, x_te, y_t
                 keep = np.zeros(n, dtype=bool)
                 keep[np.random.default_rng(1000 + seed).choice(n, count_for(f, n), replace=False)] = True
             rows = np.flatnonzero(keep)
-            accs.append(train_eval(x_tr[rows], labels[rows], x_te, y_te, n_classes=k, random_state=seed, **PROBES[probe], **TRAIN))
+            memo_key = hashlib.sha1(keep.tobytes()).hexdigest() + f"_{seed}"
+            if memo_key not in memo:
+                memo[memo_key] = train_eval(x_tr[rows], labels[rows], x_te, y_te, n_classes=k, random_state=seed, **PROBES[probe], **TRAIN)
+            accs.append(memo[memo_key])
             kept_n.append(int(keep.sum()))
             kept_flipped.append(float(flipped[keep].mean()) if keep.any() else 0.0)
             classes.append(int(np.unique(labels[keep]).size))
@@ -427,9 +437,14 @@ def main(argv=None) -> None:
                 for probe in PROBES:
                     t0 = time.perf_counter()
                     curves = {}
+                    memo_path = curve_cache(key, regime, probe, "random", args.quick).with_name(f"memo_{key}_{regime}_{probe}{suffix}.json")
+                    memo = json.loads(memo_path.read_text()) if memo_path.exists() and not args.quick else {}
                     for method in METHODS:
                         if method in not_run:
                             curves[method] = {"not_run": not_run[method]}
+                            continue
+                        if probe == "mlp" and not args.quick and method not in MLP_METHODS:
+                            curves[method] = {"not_run": "MLP probe cut for CPU time on the shared 2-core machine (logreg probe has it)"}
                             continue
                         path = curve_cache(key, regime, probe, method, args.quick)
                         if path.exists() and (method not in compute or not args.quick):
@@ -439,9 +454,10 @@ def main(argv=None) -> None:
                             curves[method] = {"not_run": "not computed in this invocation and not in the curve cache"}
                             continue
                         curves[method] = measure(method, probe, scores=scores, context=context, x_tr=x_tr, labels=labels,
-                                                 x_te=x_te, y_te=test.labels, flipped=flipped, k=k)
+                                                 x_te=x_te, y_te=test.labels, flipped=flipped, k=k, memo=memo)
                         path.parent.mkdir(parents=True, exist_ok=True)
                         path.write_text(json.dumps(curves[method]))
+                        memo_path.write_text(json.dumps(memo))
                         print(name, regime, probe, method, {f: round(curves[method][str(f)]["mean"], 3) for f in FRACTIONS}, flush=True)
                     by_probe[probe] = curves
                     timings[f"{name}_{regime}"][f"train_eval_{probe}_s"] = round(time.perf_counter() - t0, 2)
@@ -459,7 +475,7 @@ def main(argv=None) -> None:
     payload = {
         "train_rows": n_train or "all", "test_rows": n_test or "all", "fractions": FRACTIONS, "seeds": SEEDS, "random_seeds": RANDOM_SEEDS,
         "noise_rate": NOISE, "dbp_clusters": DBP_CLUSTERS, "methods": METHODS, "new_methods": sorted(NEW), "not_run": not_run,
-        "probes": PROBES, "training": TRAIN, "timings": timings, "results": results, "plots": png,
+        "probes": PROBES, "training": TRAIN, "mlp_methods": MLP_METHODS, "timings": timings, "results": results, "plots": png,
         "loadavg_at_start": list(__import__("os").getloadavg()),
     }
     payload = finish(payload, args.quick)
