@@ -36,8 +36,8 @@ def policy_inputs(test_data, embedder) -> PolicyInputs:
     from datapruner.curation.embedding_cache import cached_embeddings
     from datapruner.curation.proxy import ProxyClassifier
     from datapruner.selection.moderate import class_centre_distances
-    from scorers.el2n import el2n_scores
-    from scorers.eu_quadrants import error_uncertainty
+    from datapruner.scorers.el2n import el2n_scores
+    from datapruner.scorers.eu_quadrants import error_uncertainty
 
     path = test_data / "classification" / "banking77_train.csv"
     with open(path, encoding="utf-8") as f:
