@@ -313,7 +313,10 @@ def goals(results: dict) -> dict:
 
 def make_note(quick: bool, n_train, not_run: dict) -> str:
     sub = "quick slice: 240 train / 200 test rows, 10 epochs" if quick else (
-        "all train rows (SST-2 6,920, Banking77 10,003), full test sets" if n_train is None else f"a seeded subsample of {n_train} train rows per dataset")
+        "all train rows (SST-2 6,920, Banking77 10,003), full test sets" if n_train is None else (
+        f"a seeded subsample of {n_train} train rows per dataset, full test sets (the full training sets did not fit: on the "
+        "shared 2-core machine each benchmark process got well under a tenth of a core during this session; "
+        "`--train-rows 0` runs them)"))
     skipped = "".join(f" `{m}`: not run ({why})." for m, why in not_run.items())
     return (
         f"Probes on frozen MiniLM embeddings (logreg = linear softmax, mlp = 384-256-K), {len(SEEDS)} probe seeds per selection, "
@@ -400,7 +403,7 @@ def main(argv=None) -> None:
     if args.quick:
         FRACTIONS, SEEDS, RANDOM_SEEDS, TRAIN = [0.3, 0.5, 1.0], [0], [0, 1], {"epochs": 10, "min_steps": 40}
     with_ppl = args.perplexity or args.quick
-    not_run = {} if with_ppl else {"ppl_middle": "perplexity under SmolLM2 for all 16,923 train rows takes about 40 min on these shared 2 cores; pass --perplexity"}
+    not_run = {} if with_ppl else {"ppl_middle": "perplexity under SmolLM2 is the slowest score and did not fit this session's CPU; pass --perplexity"}
     compute = set(args.methods.split(","))
     n_train = 240 if args.quick else (args.train_rows or None)
     n_test = 200 if args.quick else None
