@@ -383,6 +383,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-rows", type=int, default=0, help="seeded train subsample per dataset (default 0 = all rows)")
     ap.add_argument("--datasets", default="sst2,banking77")
+    ap.add_argument("--regimes", default="clean,noise20", help="label regimes to measure (default clean,noise20)")
     ap.add_argument("--methods", default=",".join(METHODS), help="compute only these (the others are read from the curve cache)")
     ap.add_argument("--perplexity", action="store_true", help="score perplexity under SmolLM2 (slow: about 30 min per 7k rows here); default: only with --quick")
     ap.add_argument("--replot", action="store_true", help="rebuild the PNGs, goals and README block from the results JSON (no recomputation)")
@@ -426,7 +427,7 @@ def main(argv=None) -> None:
             if with_ppl:
                 ppl, ppl_s = perplexity_scores(name, train, key, work, threads)
                 timings[f"{name}_perplexity_s"] = round(ppl_s, 2)
-            for regime in ("clean", "noise20"):
+            for regime in args.regimes.split(","):
                 if regime == "clean":
                     labels, flipped = train.labels, np.zeros(len(train), dtype=bool)
                 else:
