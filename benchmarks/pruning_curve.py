@@ -272,8 +272,11 @@ def headline(results: dict) -> dict:
                 rows[m] = {f"z_{int(f * 100)}": z_score(curves, m, f) for f in FRACTIONS if f < 1.0}
                 rows[m].update({f"delta_{int(f * 100)}": curves[m][str(f)]["mean"] - curves["random"][str(f)]["mean"] for f in FRACTIONS if f < 1.0})
                 rows[m].update({f"acc_{int(f * 100)}": curves[m][str(f)]["mean"] for f in FRACTIONS})
-            full = curves["random"]["1.0"]["mean"]
             ran = [m for m in METHODS if "not_run" not in rows[m]]
+            if "random" not in ran:
+                out[probe] = {"methods": rows, "full_data_accuracy": None, "best": {"method": None, "keep": None, "accuracy": None, "minus_full": None}}
+                continue
+            full = curves["random"]["1.0"]["mean"]
             best = max((curves[m][str(f)]["mean"], m, f) for m in ran for f in FRACTIONS if f < 1.0)
             out[probe] = {"methods": rows, "full_data_accuracy": full,
                           "best": {"method": best[1], "keep": best[2], "accuracy": best[0], "minus_full": best[0] - full}}
@@ -287,7 +290,10 @@ def goals(results: dict) -> dict:
     out = {}
     for name in sorted({r["dataset"] for r in results.values()}):
         noisy, clean = results.get(f"{name}/noise20"), results.get(f"{name}/clean")
-        if noisy is None or clean is None:
+        if noisy is None or clean is None or any("not_run" in r["curves_by_probe"][p].get("recommended", {"not_run": ""})
+                                                  or "not_run" in r["curves_by_probe"][p].get("random", {"not_run": ""})
+                                                  for r in (noisy, clean) for p in PROBES):
+            out[name] = {"not_run": "a regime or the recommended / random curve was not measured in this run"}
             continue
         g = {}
         for probe in PROBES:
@@ -342,6 +348,7 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
                     cells.append("not run" if "not_run" in row else f"{row[f'z_{int(f * 100)}']:+.1f}")
             lines.append(f"| {m}{' *' if m in NEW else ''} | " + " | ".join(cells) + " |")
         lines.append("| *random mean (sd)* | " + " | ".join(
+            "not run" if "not_run" in results[k]["curves_by_probe"][probe]["random"] else
             f"{results[k]['curves_by_probe'][probe]['random'][str(f)]['mean']:.3f} ({results[k]['curves_by_probe'][probe]['random'][str(f)]['std']:.3f})"
             for k in keys for f in report_fractions()) + " |")
         lines.append("")
@@ -349,6 +356,9 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
               "| dataset | probe | z at 10/30/50 % (noise20) | >= 2 sd at all three | lowest z in any cell | never below -1 sd |",
               "|---|---|---|---|---|---|"]
     for name, g in gl.items():
+        if "not_run" in g:
+            lines.append(f"| {name} | - | not run ({g['not_run']}) | | | |")
+            continue
         for probe in PROBES:
             p = g[probe]
             lines.append(f"| {name} | {probe} | {' / '.join(f'{z:+.1f}' for z in p['z_noise20_at_10_30_50'])} | "
@@ -356,6 +366,9 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
                          f"{'yes' if p['never_below_minus_1sd'] else 'no'} |")
     lines += ["", "| dataset | MLP on full clean set | MLP on full noisy set | recommended under noise (best keep) | gap | within 0.005 |", "|---|---|---|---|---|---|"]
     for name, g in gl.items():
+        if "not_run" in g:
+            lines.append(f"| {name} | not run ({g['not_run']}) | | | | |")
+            continue
         c = g["mlp_noise20_recommended_vs_clean_full"]
         lines.append(f"| {name} | {c['clean_full_mlp']:.3f} | {c['noisy_full_mlp']:.3f} | {c['recommended_best']:.3f} ({int(c['best_keep'] * 100)}%) | "
                      f"{c['gap']:+.3f} | {'yes' if c['within_0.005'] else 'no'} |")
@@ -363,6 +376,9 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
               "| dataset / regime | full-data accuracy | best method | keep | accuracy | best minus full |", "|---|---|---|---|---|---|"]
     for k in keys:
         b = head[k]["best"]
+        if b["method"] is None:
+            lines.append(f"| {k} | not run | | | | |")
+            continue
         lines.append(f"| {k} | {head[k]['full_data_accuracy']:.3f} | {b['method']} | {int(b['keep'] * 100)}% | {b['accuracy']:.3f} | {b['minus_full']:+.3f} |")
     lines += [""] + [f"![{k}]({p})" for k, p in png.items()]
     return common.readme_block("Data pruning: accuracy against keep fraction (`benchmarks/pruning_curve.py`)", "\n".join(lines))
