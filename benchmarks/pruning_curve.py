@@ -400,6 +400,7 @@ def main(argv=None) -> None:
     ap.add_argument("--train-rows", type=int, default=0, help="seeded train subsample per dataset (default 0 = all rows)")
     ap.add_argument("--datasets", default="sst2,banking77")
     ap.add_argument("--regimes", default="clean,noise20", help="label regimes to measure (default clean,noise20)")
+    ap.add_argument("--probes", default=",".join(PROBES), help="probes to measure (default logreg,mlp; the others are read from the curve cache)")
     ap.add_argument("--methods", default=",".join(METHODS), help="compute only these (the others are read from the curve cache)")
     ap.add_argument("--perplexity", action="store_true", help="score perplexity under SmolLM2 (slow: about 30 min per 7k rows here); default: only with --quick")
     ap.add_argument("--replot", action="store_true", help="rebuild the PNGs, goals and README block from the results JSON (no recomputation)")
@@ -470,7 +471,7 @@ def main(argv=None) -> None:
                         if path.exists() and (method not in compute or not args.quick):
                             curves[method] = json.loads(path.read_text())
                             continue
-                        if method not in compute:
+                        if method not in compute or probe not in args.probes.split(","):
                             curves[method] = {"not_run": "not computed in this invocation and not in the curve cache"}
                             continue
                         curves[method] = measure(method, probe, scores=scores, context=context, x_tr=x_tr, labels=labels,
