@@ -472,7 +472,7 @@ def main(argv=None) -> None:
                             curves[method] = json.loads(path.read_text())
                             continue
                         if method not in compute or probe not in args.probes.split(","):
-                            curves[method] = {"not_run": "not computed in this invocation and not in the curve cache"}
+                            curves[method] = {"not_run": "did not finish within this session's CPU time (not in the curve cache)"}
                             continue
                         curves[method] = measure(method, probe, scores=scores, context=context, x_tr=x_tr, labels=labels,
                                                  x_te=x_te, y_te=test.labels, flipped=flipped, k=k, memo=memo)
