@@ -37,7 +37,7 @@ def _selection(args) -> list[dict]:
     from datapruner.errors import ConfigError
 
     if args.recipe is not None:
-        from datapruner.selection.recipes import RECOMMENDED_SCORERS, recipe_selection
+        from datapruner.pipelines.recipes import recipe_parts
 
         for flag, value, default in (("--band", args.band, None), ("--direction", args.direction, "high"),
                                      ("--offset", args.offset, 0.0), ("--score-column", args.score_column, None)):
@@ -45,8 +45,8 @@ def _selection(args) -> list[dict]:
                 raise ConfigError(flag, value, "no value together with --recipe (the recipe fixes the selection)")
         if args.label_column is None:
             raise ConfigError("--label-column", None, f"the label column: recipe {args.recipe!r} reads class labels")
-        selection = recipe_selection(args.recipe, args.keep)
-        args.scorer = [*args.scorer, *(s["name"] for s in RECOMMENDED_SCORERS if s["name"] not in args.scorer)]
+        scorers, selection = recipe_parts(args.recipe, args.keep)
+        args.scorer = [*args.scorer, *(s for s in scorers if s not in args.scorer)]
         return selection
     if not args.scorer:
         raise ConfigError("--scorer", None, "at least one scorer (see `datapruner info`), or --recipe")

@@ -37,18 +37,15 @@ def test_shipped_config_is_the_recipe():
     load_config(CONFIGS / "curate-recommended.yaml", out="unused")  # valid at load
 
 
-def test_recipe_flags_are_checked_before_any_data_is_read(tmp_path):
+def test_recipe_flags_are_checked_before_any_data_is_read(tmp_path, capsys):
     from datapruner.cli import main
 
-    missing = str(tmp_path / "missing.csv")
-    with pytest.raises(ConfigError, match=r"--label-column"):
-        from datapruner.cli.prune_cmd import _selection
-        import argparse
-
-        _selection(argparse.Namespace(recipe="recommended", band=None, direction="high", offset=0.0, score_column=None,
-                                      label_column=None, keep=0.3, scorer=[]))
-    assert main(["prune", "--input", missing, "--label-column", "label", "--recipe", "recommended", "--keep", "0.3",
-                 "--band", "middle", "--out", str(tmp_path / "o")]) != 0
+    missing = str(tmp_path / "missing.csv")  # never read: the flags fail first
+    base = ["prune", "--input", missing, "--recipe", "recommended", "--keep", "0.3", "--out", str(tmp_path / "o")]
+    assert main(base) != 0
+    assert "--label-column" in capsys.readouterr().err
+    assert main([*base, "--label-column", "label", "--band", "middle"]) != 0
+    assert "--band" in capsys.readouterr().err
 
 
 @pytest.mark.slow
