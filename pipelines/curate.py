@@ -39,7 +39,7 @@ from datapruner.errors import ConfigError, InputDataError
 from datapruner.executors import make_executor
 from datapruner.io.writers import check_output_location
 from datapruner.registry import get_scorer, make_scorer
-from datapruner.selection import apply_policies, make_policy
+from datapruner.selection import SelectionContext, apply_policies, make_policy
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,8 @@ def run_curation(cfg: RunConfig) -> RunResult:
         scored = score_dataset(cfg, resume=True)
         dataset, view, steps, timings = scored.dataset, scored.view, scored.steps, scored.timings
         info = view.info
-        keep, reason = apply_policies(policies, view.scores, valid=info.valid, invalid_reason=info.invalid_reason, on_invalid=cfg.on_invalid)
+        keep, reason = apply_policies(policies, view.scores, valid=info.valid, invalid_reason=info.invalid_reason,
+                                      on_invalid=cfg.on_invalid, context=SelectionContext.from_view(view))
         with folder.stage() as staging:
             t = time.perf_counter()
             write_scores(staging, scores_table(info.ids, view.scores, keep=keep, reason=reason))

@@ -29,6 +29,7 @@ from datapruner.curation.prediction_checks import check_pred_probs
 from datapruner.curation.step_predictions import COLUMN_PARAMS_DOC, PROXY_PARAMS_DOC, check_pred_probs_params, scorable_rows, view_pred_probs
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import InputDataError
+from datapruner.selection.quadrants import QUADRANTS
 from datapruner.validation import check_choice, check_fraction, check_number
 
 __all__ = ["EUQuadrantsStep", "error_uncertainty", "lm_error_uncertainty", "plot_eu_plane", "prune_tokens"]
@@ -217,14 +218,38 @@ class EUQuadrantsStep(ScoreStep):
         return {"eu_error": error, "eu_uncertainty": uncertainty, "eu_tokens": tokens, "eu_token_mask": masks, "eu_pruned_response": pruned}
 
     def write_report(self, out_dir: Path, scores: dict[str, np.ndarray]) -> dict[str, Any]:
-        """`eu_plane.png`: error vs uncertainty, coloured by quadrant when the quadrants policy ran."""
+        """`eu_plane.png` (error vs uncertainty, coloured by quadrant) and, when the quadrants policy
+        ran, its populations and whether Q2 + Q4 met the budget (`quadrant_summary`)."""
         e = np.asarray(scores.get("eu_error"), dtype=np.float64)
         u = np.asarray(scores.get("eu_uncertainty"), dtype=np.float64)
         ok = np.isfinite(e) & np.isfinite(u)
+        summary = {"quadrants": quadrant_summary(scores)} if "quadrant" in scores else {}
         if ok.sum() < 2 or not self.draw_plots:
-            return {}
-        return {"plots": [plot_eu_plane(e[ok], u[ok], None if "quadrant" not in scores else np.asarray(scores["quadrant"], dtype=object)[ok],
+            return summary
+        return {**summary, "plots": [plot_eu_plane(e[ok], u[ok], None if "quadrant" not in scores else np.asarray(scores["quadrant"], dtype=object)[ok],
                                         Path(out_dir) / "eu_plane.png", log_error=getattr(self, "task", "") == "generation")]}
+
+
+def quadrant_summary(scores: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The manifest entry of a quadrants selection, from its audit columns.
+
+    Returns
+    -------
+    dict with ``populations`` (candidates per quadrant), ``topped_up`` (rows kept from outside
+    Q2 + Q4 to meet the budget), ``shortfall`` (True when Q2 + Q4 could not meet the budget) and,
+    on a shortfall, a ``warning`` text.
+    """
+    quadrant = np.asarray(scores["quadrant"], dtype=object)
+    topped = np.asarray(scores.get("quadrant_topped_up", np.full(len(quadrant), None)), dtype=object)
+    populations = {q: int(sum(1 for v in quadrant if v == q)) for q in QUADRANTS}
+    n_topped = int(sum(1 for v in topped if v is True))
+    out: dict[str, Any] = {"populations": populations, "topped_up": n_topped, "shortfall": n_topped > 0}
+    if n_topped:
+        out["warning"] = (
+            f"Q2 + Q4 hold {populations['Q2'] + populations['Q4']} rows, fewer than the budget; {n_topped} rows were "
+            "topped up from Q1/Q3/unassigned. The quadrant method is designed for prompt/response data (docs/selection.md)"
+        )
+    return out
 
 
 QUADRANT_COLORS = {"Q1": "tab:red", "Q2": "tab:orange", "Q3": "tab:blue", "Q4": "tab:green", "unassigned": "lightgrey"}

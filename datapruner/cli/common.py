@@ -36,7 +36,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embedder", default=None, help="embedder: 'bundled-minilm' or a sentence-transformers folder")
 
 
-def add_input_flags(p: argparse.ArgumentParser) -> None:
+def add_input_flags(p: argparse.ArgumentParser, *, scorer_required: bool = True) -> None:
     g = p.add_argument_group("input")
     g.add_argument("--input", required=True, help="Parquet/JSONL/CSV/TSV file, folder, glob, or saved `datasets` folder")
     g.add_argument("--format", default="auto", help="auto | parquet | jsonl | csv | tsv | hf_disk")
@@ -48,7 +48,8 @@ def add_input_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=1024, help="rows per streamed batch")
     g.add_argument("--random-state", type=int, default=0)
     g.add_argument("--engine", default="local", help="local | ray")
-    p.add_argument("--scorer", action="append", required=True, help="scorer name (repeatable); see `datapruner info`")
+    p.add_argument("--scorer", action="append", required=scorer_required, default=None if scorer_required else [],
+                   help="scorer name (repeatable); see `datapruner info`")
     p.add_argument("--param", action="append", default=[], metavar="SCORER.KEY=VALUE", help="scorer parameter, e.g. perplexity.response_only=true")
     p.add_argument("--out", required=True, help="output folder")
     add_overwrite_flag(p)

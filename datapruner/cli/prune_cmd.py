@@ -9,12 +9,15 @@ def register(sub) -> None:
     p = sub.add_parser(
         "prune",
         help="score and prune a file in one command",
-        description="Score every row, keep a fraction by one score, write pruned/, scores.parquet and manifest.json. "
-        "Example: datapruner prune --input data.parquet --scorer perplexity --keep 0.5 --band middle --out out/",
+        description="Score every row, keep a fraction by one score (or by a named recipe), write pruned/, scores.parquet and "
+        "manifest.json. Examples: datapruner prune --input data.parquet --scorer perplexity --keep 0.5 --band middle --out out/ ; "
+        "datapruner prune --input train.csv --label-column label --recipe recommended --keep 0.3 --out out/",
     )
-    add_input_flags(p)
+    add_input_flags(p, scorer_required=False)
     g = p.add_argument_group("selection")
-    g.add_argument("--keep", type=float, required=True, help="fraction of rows to keep, in (0, 1]")
+    g.add_argument("--keep", type=float, required=True, help="fraction of rows to keep, in (0, 1] (with --recipe: of every input row)")
+    g.add_argument("--recipe", default=None, help="a named selection chain instead of one score: 'recommended' "
+                   "(drop label issues, then EL2N per class, easy-first below the measured switch; docs/selection.md)")
     g.add_argument("--band", choices=["bottom", "middle", "top"], default=None, help="keep a band of the score distribution")
     g.add_argument("--direction", choices=["high", "low"], default="high", help="without --band: keep the highest or lowest scores")
     g.add_argument("--offset", type=float, default=0.0, help="without --band: skip this top fraction first")
@@ -30,6 +33,23 @@ def register(sub) -> None:
 
 
 def _selection(args) -> list[dict]:
+    """The selection chain of the flags; with --recipe, the recipe's chain (and the scorers it reads are added)."""
+    from datapruner.errors import ConfigError
+
+    if args.recipe is not None:
+        from datapruner.pipelines.recipes import recipe_parts
+
+        for flag, value, default in (("--band", args.band, None), ("--direction", args.direction, "high"),
+                                     ("--offset", args.offset, 0.0), ("--score-column", args.score_column, None)):
+            if value != default:
+                raise ConfigError(flag, value, "no value together with --recipe (the recipe fixes the selection)")
+        if args.label_column is None:
+            raise ConfigError("--label-column", None, f"the label column: recipe {args.recipe!r} reads class labels")
+        scorers, selection = recipe_parts(args.recipe, args.keep)
+        args.scorer = [*args.scorer, *(s for s in scorers if s not in args.scorer)]
+        return selection
+    if not args.scorer:
+        raise ConfigError("--scorer", None, "at least one scorer (see `datapruner info`), or --recipe")
     column = args.score_column or args.scorer[0]
     if args.band:
         return [{"policy": "band", "score": column, "keep": args.keep, "band": args.band}]
@@ -43,7 +63,8 @@ def run_prune(args) -> int:
     from datapruner.cli.common import config_from_flags, print_result
     from datapruner.pipelines.curate import curate
 
-    print_result(curate(config_from_flags(args, _selection(args))))
+    selection = _selection(args)
+    print_result(curate(config_from_flags(args, selection)))
     return 0
 
 

@@ -246,3 +246,53 @@ class ProxyClassifier:
             raise NotFittedError("ProxyClassifier is not fitted; call fit(embeddings, labels) first")
         X = np.asarray(embeddings, dtype=np.float32)
         return np.mean([predict_proxy_model(m, X) for m in self.models_], axis=0)
+
+
+#: Weight of the embedding proxy when `text_pred_probs` are blended in (the rest is split between the
+#: word and character TF-IDF models); see `blend_text_pred_probs`.
+EMBEDDING_WEIGHT = 0.5
+
+
+def text_pred_probs(texts: list[str], labels: Any, *, n_classes: int, folds: np.ndarray, C: float = 1.0) -> np.ndarray:
+    """Out-of-sample (N, 2, K) probabilities of two TF-IDF logistic models: word 1-2-grams and character 2-5-grams.
+
+    A second view of the text that the sentence embedding misses (sentiment words, product names);
+    its errors are only partly shared with the embedding proxy, so the blend ranks label errors
+    better (docs/training-scores.md). scikit-learn, deterministic (lbfgs).
+
+    Parameters
+    ----------
+    texts : N strings. labels : (N,) int class indices.
+    n_classes : K. folds : (N,) fold index of each row (the embedding proxy's `folds_`, so every row
+        is scored by models that never saw it). C : inverse L2 strength of the logistic models.
+
+    Returns
+    -------
+    (N, 2, K) float64 probabilities [word, char], rows summing to 1.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    y = check_labels(labels, n_classes=n_classes)
+    if len(texts) != len(y):
+        raise InputDataError(f"texts has {len(texts)} rows but labels has {len(y)}")
+    out = np.zeros((len(y), 2, n_classes))
+    vectorizers = (TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+                   TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
+    for v, vectorizer in enumerate(vectorizers):
+        X = vectorizer.fit_transform(texts)
+        for f in np.unique(folds):
+            test = folds == f
+            if np.unique(y[~test]).size < 2:
+                out[test, v] = 1.0 / n_classes
+                continue
+            model = LogisticRegression(C=C, max_iter=300).fit(X[~test], y[~test])
+            out[np.ix_(np.flatnonzero(test), [v], model.classes_)] = model.predict_proba(X[test])[:, None, :]
+    out += 1e-6
+    return out / out.sum(-1, keepdims=True)
+
+
+def blend_text_pred_probs(embedding_probs: np.ndarray, text_probs: np.ndarray, *, embedding_weight: float = EMBEDDING_WEIGHT) -> np.ndarray:
+    """(N, K) blend: `embedding_weight` x the embedding proxy + the rest split equally over the text models."""
+    w = float(embedding_weight)
+    return w * embedding_probs + (1.0 - w) * text_probs.mean(1)

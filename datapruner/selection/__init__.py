@@ -10,6 +10,7 @@ import numpy as np
 
 from datapruner.errors import ConfigError
 from datapruner.selection.base import Policy
+from datapruner.selection.context import SelectionContext
 
 # policy name -> module defining a Policy subclass with that name
 CATALOG = {
@@ -21,6 +22,9 @@ CATALOG = {
     "drop_label_issues": "datapruner.selection.label_issues",
     "cluster_quota": "datapruner.selection.quotas",
     "prototypes": "datapruner.selection.quotas",
+    "coverage": "datapruner.selection.coverage",
+    "d2": "datapruner.selection.d2",
+    "moderate": "datapruner.selection.moderate",
 }
 
 KEPT = "kept"
@@ -66,6 +70,7 @@ def apply_policies(
     valid: np.ndarray,
     invalid_reason: np.ndarray,
     on_invalid: str = "drop",
+    context: SelectionContext | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the chain of policies, each on the survivors of the previous one.
 
@@ -82,6 +87,9 @@ def apply_policies(
         Why each invalid row was skipped.
     on_invalid : {"drop", "keep"}
         Whether invalid rows are dropped (reason ``invalid:<why>``) or left to the policies.
+    context : SelectionContext, optional
+        Labels, embeddings and the seed, for the policies that need them (per_class, d2, moderate,
+        coverage's sampling). Default: none of them (seed 0).
 
     Returns
     -------
@@ -97,7 +105,7 @@ def apply_policies(
     elif on_invalid != "keep":
         raise ConfigError("on_invalid", on_invalid, "'drop' or 'keep'")
     for policy in policies:
-        kept = policy.select(scores, alive.copy())
+        kept = policy.select(scores, alive.copy(), context=context)
         if np.any(kept & ~alive):
             raise RuntimeError(f"policy {policy.name} kept rows that were not candidates")
         dropped = alive & ~kept

@@ -11,12 +11,66 @@ is scored. Only the existence of score columns waits for `select`: they are prod
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from datapruner.errors import ConfigError
+from datapruner.selection.context import SelectionContext
+from datapruner.validation import check_fraction, check_positive_int
+
+log = logging.getLogger(__name__)
+
+BUDGET_KEYS = ("keep", "keep_total", "keep_n")
+#: The budget parameters every budgeted policy accepts (exactly one of them).
+BUDGET_PARAMS_DOC = {
+    "keep": "fraction of this policy's candidates (the previous policy's survivors) to keep, in (0, 1]",
+    "keep_total": "fraction of the whole dataset (every input row) to keep, in (0, 1]",
+    "keep_n": "number of rows to keep, an integer >= 1",
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many rows a policy keeps: exactly one of ``keep``, ``keep_total``, ``keep_n``.
+
+    kind : "keep" (a fraction of the candidates), "keep_total" (a fraction of all N input rows) or
+        "keep_n" (a row count).
+    value : the fraction or the count.
+    """
+
+    kind: str
+    value: float
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], key) -> "Budget":
+        """The budget a policy's params give; a `ConfigError` unless exactly one budget key is set."""
+        given = [k for k in BUDGET_KEYS if k in params]
+        if len(given) != 1:
+            where = key(given[1]) if len(given) > 1 else key("keep")
+            value = {k: params[k] for k in given} if given else None
+            raise ConfigError(where, value, "exactly one of keep (fraction of the candidates), keep_total (fraction of the whole dataset) or keep_n (rows)")
+        kind = given[0]
+        if kind == "keep_n":
+            return cls(kind, check_positive_int(key(kind), params[kind]))
+        return cls(kind, check_fraction(key(kind), params[kind]))
+
+    def rows(self, n_candidates: int, n_total: int, *, policy: str = "") -> int:
+        """Rows to keep from `n_candidates` candidates of a dataset of `n_total` rows.
+
+        ``keep`` gives ``count_for(keep, n_candidates)``; ``keep_total`` ``count_for(keep_total, n_total)``;
+        ``keep_n`` the count. A budget larger than the candidates keeps every candidate, with a warning.
+        """
+        if self.kind == "keep":
+            return count_for(self.value, n_candidates)
+        want = count_for(self.value, n_total) if self.kind == "keep_total" else int(self.value)
+        if want > n_candidates:
+            log.warning("selection %s: %s=%g asks for %d rows but only %d candidates are left; keeping all of them",
+                        policy, self.kind, self.value, want, n_candidates)
+        return min(want, n_candidates)
 
 
 class Policy:
@@ -39,6 +93,10 @@ class Policy:
         in `select`: each one is a parameter a user can point at another column.
     column_params : tuple of str
         The parameters that name a score column (checked to be strings when the policy is built).
+    budgeted : bool
+        True: the policy takes exactly one of ``keep``, ``keep_total``, ``keep_n`` (include
+        `BUDGET_PARAMS_DOC` in `params_doc`); the base class checks it into `budget`, and `select`
+        asks `n_keep(candidates)` how many rows to keep.
     params : dict
         The parameters as the user wrote them (they form the `reason` text).
     """
@@ -48,6 +106,7 @@ class Policy:
     required: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
     column_params: ClassVar[tuple[str, ...]] = ("score",)
+    budgeted: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         for key in params:
@@ -59,6 +118,7 @@ class Policy:
         self.params = params
         for key in self.column_params:
             self.column_name(key)
+        self.budget = Budget.from_params(params, self.key) if self.budgeted else None
 
     def key(self, param: str) -> str:
         """The config key of parameter `param`, as error messages name it: ``selection[<name>].<param>``."""
@@ -80,7 +140,7 @@ class Policy:
         """The column whose missing values are named in the drop reason (``reason[missing <col>]``)."""
         return self.param("score")
 
-    def select(self, scores: Mapping[str, np.ndarray], candidates: np.ndarray) -> np.ndarray:
+    def select(self, scores: Mapping[str, np.ndarray], candidates: np.ndarray, *, context: SelectionContext | None = None) -> np.ndarray:
         """Decide which candidates to keep.
 
         Parameters
@@ -89,6 +149,8 @@ class Policy:
             Every score column produced by the run's scorers (and earlier policies' audit columns).
         candidates : (N,) bool
             The rows still alive after the previous policies.
+        context : SelectionContext, optional
+            The run's labels, embeddings and seed, for policies that need them (`needs`).
 
         Returns
         -------
@@ -99,6 +161,10 @@ class Policy:
     def audit_columns(self) -> dict[str, np.ndarray]:
         """Per-row columns this policy wants in scores.parquet (N,), set during `select`. Default none."""
         return {}
+
+    def n_keep(self, candidates: np.ndarray) -> int:
+        """Rows this policy keeps out of `candidates` under its budget (`keep`, `keep_total` or `keep_n`)."""
+        return self.budget.rows(int(np.count_nonzero(candidates)), len(candidates), policy=self.name)
 
     def reason(self) -> str:
         """The text written in `reason` for rows this policy drops."""

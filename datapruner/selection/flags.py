@@ -20,7 +20,7 @@ class DropFlagged(Policy):
     required = ("score",)
     params_doc = {"score": "boolean column; true means drop"}
 
-    def select(self, scores, candidates):
+    def select(self, scores, candidates, *, context=None):
         """Keep the candidates whose flag is false or null."""
         self.column(scores)  # a ConfigError naming the key when no scorer produced the column
         flags = np.asarray(scores[self.score_column])

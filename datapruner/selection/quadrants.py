@@ -18,14 +18,17 @@ unassigned rows by the same rule. Exactly ``count_for(keep, n)`` rows are kept.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from datapruner.errors import ConfigError, InputDataError
-from datapruner.selection.base import Policy, count_for
+from datapruner.selection.base import BUDGET_PARAMS_DOC, Policy, count_for
 from datapruner.validation import check_fraction
+
+log = logging.getLogger(__name__)
 
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4", "unassigned")
 QUADRANT_MEANING = {
@@ -165,14 +168,20 @@ def eu_quadrants(error: Any, uncertainty: Any, *, keep: float) -> QuadrantAssign
 class Quadrants(Policy):
     """Keep Q2 (misconception) + Q4 (calibration) samples of the EU plane within a `keep` budget.
 
-    Records each candidate's quadrant in the `quadrant` audit column (null for rows that were not
-    candidates), and, when the scorer produced a token-pruned response, the pruned text of the kept
-    Q2 rows in `q2_pruned_response`.
+    Designed for prompt/response data (error = response perplexity, uncertainty = mean token entropy
+    under the reference LM). On classification data error (cross-entropy) and uncertainty (entropy)
+    are strongly correlated, Q2 and Q4 are nearly empty, and most of the budget is topped up from
+    Q1 ("harmful noise"); the policy then logs a warning and records the shortfall.
+
+    Audit columns: `quadrant` (each candidate's quadrant, null for rows that were not candidates),
+    `quadrant_topped_up` (true for rows kept from Q1 / Q3 / unassigned to meet the budget, null for
+    non-candidates), and, when the scorer produced a token-pruned response, the pruned text of the
+    kept Q2 rows in `q2_pruned_response`. `report()` gives the populations and the shortfall.
 
     Parameters
     ----------
-    keep : float in (0, 1]
-        Fraction of the candidates to keep.
+    keep | keep_total | keep_n :
+        The budget (exactly one): a fraction of the candidates, of the whole dataset, or a row count.
     error, uncertainty : str, default "eu_error", "eu_uncertainty"
         The error and uncertainty columns (rows where either is NaN are dropped).
     pruned_column : str, default "eu_pruned_response"
@@ -180,11 +189,11 @@ class Quadrants(Policy):
     """
 
     name = "quadrants"
-    required = ("keep",)
+    budgeted = True
     defaults = {"error": "eu_error", "uncertainty": "eu_uncertainty", "pruned_column": "eu_pruned_response"}
     column_params = ("error", "uncertainty", "pruned_column")
     params_doc = {
-        "keep": "fraction of the candidates to keep, in (0, 1]",
+        **BUDGET_PARAMS_DOC,
         "error": "error column (default eu_error)",
         "uncertainty": "uncertainty column (default eu_uncertainty)",
         "pruned_column": "column of token-pruned responses (default eu_pruned_response when present)",
@@ -192,7 +201,6 @@ class Quadrants(Policy):
 
     def __init__(self, **params: Any):
         super().__init__(**params)
-        self.keep = check_fraction(self.key("keep"), self.param("keep"))
         self._audit: dict[str, np.ndarray] = {}
 
     @property
@@ -200,18 +208,28 @@ class Quadrants(Policy):
         """The error column: rows missing it are dropped with ``[missing <error>]``."""
         return self.param("error")
 
-    def select(self, scores, candidates):
+    def select(self, scores, candidates, *, context=None):
         """Keep Q2 + Q4 of the candidates with finite error and uncertainty, topped up to the budget."""
         e = self.column(scores, "error")
         u = self.column(scores, "uncertainty")
         rows = np.flatnonzero(candidates & np.isfinite(e) & np.isfinite(u))
-        result = eu_quadrants(e[rows], u[rows], keep=self.keep)
+        n_keep = min(self.n_keep(candidates), len(rows))
+        result = eu_quadrants(e[rows], u[rows], keep=n_keep / len(rows) if len(rows) else 1.0)
         n = len(candidates)
         quadrant = np.full(n, None, dtype=object)
         quadrant[rows] = result.quadrant
+        topped = np.full(n, None, dtype=object)
+        topped[rows] = result.topped_up.tolist()
         mask = np.zeros(n, dtype=bool)
         mask[rows[result.keep]] = True
-        self._audit = {"quadrant": quadrant}
+        self._audit = {"quadrant": quadrant, "quadrant_topped_up": topped}
+        self.report_ = quadrant_report(result)
+        if self.report_["shortfall"]:
+            log.warning(
+                "quadrants: Q2 + Q4 hold %d rows, fewer than the budget of %d; %d rows were topped up from Q1/Q3/unassigned "
+                "(the quadrant method is designed for prompt/response data, see docs/selection.md)",
+                self.report_["q2_q4_rows"], self.report_["budget"], self.report_["topped_up"],
+            )
         pruned_col = self.param("pruned_column")
         if pruned_col in scores:
             pruned = np.full(n, None, dtype=object)
@@ -224,5 +242,29 @@ class Quadrants(Policy):
         return mask
 
     def audit_columns(self) -> dict[str, np.ndarray]:
-        """`quadrant` per row (and `q2_pruned_response` when the scorer pruned tokens), after `select`."""
+        """`quadrant` and `quadrant_topped_up` per row (and `q2_pruned_response` when the scorer pruned tokens), after `select`."""
         return dict(self._audit)
+
+
+def quadrant_report(result: QuadrantAssignment) -> dict[str, Any]:
+    """Populations of one quadrant assignment and whether Q2 + Q4 could meet the budget.
+
+    Returns
+    -------
+    dict with ``populations`` (rows per quadrant), ``kept_by_quadrant``, ``budget`` (rows kept),
+    ``q2_q4_rows``, ``topped_up`` (rows kept from outside Q2 + Q4), ``shortfall`` (True when
+    Q2 + Q4 held fewer rows than the budget) and the band width ``a``.
+    """
+    kept_q = result.quadrant[result.keep]
+    counts = result.counts()
+    q2q4 = counts["Q2"] + counts["Q4"]
+    budget = int(result.keep.sum())
+    return {
+        "populations": counts,
+        "kept_by_quadrant": {q: int((kept_q == q).sum()) for q in QUADRANTS},
+        "budget": budget,
+        "q2_q4_rows": int(q2q4),
+        "topped_up": int(result.topped_up.sum()),
+        "shortfall": bool(q2q4 < budget),
+        "a": float(result.a),
+    }

@@ -21,78 +21,11 @@ import numpy as np
 
 from typing import Any
 
-from datapruner.errors import InputDataError
-from datapruner.selection.base import Policy, count_for, ranked
-from datapruner.validation import check_choice, check_fraction
-
-
-def water_fill(targets: np.ndarray, *, lower: np.ndarray, upper: np.ndarray, total: float) -> np.ndarray:
-    """Exact solution of min 1/2||x||^2 - targets^T x  s.t.  sum x = total, lower <= x <= upper.
-
-    Parameters
-    ----------
-    targets : (k,) the unconstrained optimum (`p * N_keep` in density-based pruning).
-    lower, upper : (k,) bounds with lower <= upper.
-    total : required sum, with sum(lower) <= total <= sum(upper).
-
-    Returns
-    -------
-    x : (k,) float64, `clip(targets + t, lower, upper)` with sum(x) == total (up to float rounding).
-    """
-    a = np.asarray(targets, dtype=np.float64)
-    lo = np.asarray(lower, dtype=np.float64)
-    hi = np.asarray(upper, dtype=np.float64)
-    if not (a.shape == lo.shape == hi.shape and a.ndim == 1):
-        raise InputDataError(f"targets, lower and upper must be 1-D arrays of one length; got {a.shape}, {lo.shape}, {hi.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(lo).all() and np.isfinite(hi).all()):
-        raise InputDataError("water_fill: targets and bounds must be finite")
-    if np.any(lo > hi):
-        j = int(np.flatnonzero(lo > hi)[0])
-        raise InputDataError(f"water_fill: lower[{j}]={lo[j]} exceeds upper[{j}]={hi[j]}")
-    if not lo.sum() - 1e-9 <= total <= hi.sum() + 1e-9:
-        raise InputDataError(f"water_fill: total {total} is outside [sum(lower), sum(upper)] = [{lo.sum()}, {hi.sum()}]")
-    if a.size == 0:
-        return a
-
-    def filled(t: float) -> float:
-        return float(np.clip(a + t, lo, hi).sum())
-
-    bps = np.unique(np.concatenate([lo - a, hi - a]))
-    if filled(bps[-1]) <= total:  # total == sum(upper)
-        return hi.copy()
-    i, j = 0, len(bps) - 1  # invariant: filled(bps[i]) <= total < filled(bps[j])
-    while j - i > 1:
-        mid = (i + j) // 2
-        if filled(bps[mid]) <= total:
-            i = mid
-        else:
-            j = mid
-    t0, t1 = bps[i], bps[j]
-    probe = a + 0.5 * (t0 + t1)
-    free = (probe > lo) & (probe < hi)
-    fixed = lo[probe <= lo].sum() + hi[probe >= hi].sum()
-    t = (total - fixed - a[free].sum()) / free.sum() if free.any() else t0
-    return np.clip(a + min(max(t, t0), t1), lo, hi)
-
-
-def round_quotas(x: np.ndarray, *, total: int, upper: np.ndarray) -> np.ndarray:
-    """Integers that sum to exactly `total`: floor(x), then +1 to the largest remainders.
-
-    Ties go to the lower index; a +1 is never given where floor(x) already equals `upper`.
-    Because the fractional parts sum to the shortfall, the result stays within the bounds of `x`.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    upper = np.asarray(upper, dtype=np.int64)
-    base = np.floor(x + 1e-9).astype(np.int64)
-    base = np.minimum(base, upper)
-    short = int(total) - int(base.sum())
-    if short < 0 or short > int((upper - base).sum()):
-        raise InputDataError(f"round_quotas: cannot reach total {total} from quotas summing to {x.sum():.6g} within the bounds")
-    if short:
-        rem = np.where(base < upper, x - base, -np.inf)
-        order = np.lexsort((np.arange(len(x)), -rem))
-        base[order[:short]] += 1
-    return base
+from datapruner.errors import ConfigError, InputDataError
+from datapruner.selection.allocation import round_quotas, water_fill
+from datapruner.selection.base import BUDGET_PARAMS_DOC, Policy, ranked
+from datapruner.selection.ranking import PER_CLASS_PARAMS_DOC, RankingPolicy
+from datapruner.validation import check_choice
 
 
 def cluster_quotas(weights: np.ndarray, sizes: np.ndarray, n_keep: int) -> np.ndarray:
@@ -146,15 +79,15 @@ def rank_within_clusters(clusters: np.ndarray, values: np.ndarray) -> np.ndarray
 class ClusterQuota(Policy):
     """Density-based pruning selection: per-cluster quotas by exact water-filling, hardest rows first.
 
-    Keeps `count_for(keep, candidates)` rows in total. Candidates with no cluster, weight or score
+    Keeps the budget's rows in total (`keep`, `keep_total` or `keep_n`). Candidates with no cluster, weight or score
     (NaN, or cluster -1) are dropped. Audit columns: `cluster_quota` (quota of the row's cluster,
     -1 for non-candidates) and `cluster_rank` (0 = farthest from its centroid). `table_` holds the
     per-cluster sizes, weights and quotas after `select`.
 
     Parameters
     ----------
-    keep : float in (0, 1]
-        Fraction of the candidates to keep.
+    keep | keep_total | keep_n :
+        The budget (exactly one): a fraction of the candidates, of the whole dataset, or a row count.
     cluster : str, default "dbp_cluster"
         Cluster column (-1 = not clustered).
     score : str, default "dbp_distance"
@@ -164,28 +97,24 @@ class ClusterQuota(Policy):
     """
 
     name = "cluster_quota"
-    required = ("keep",)
+    budgeted = True
     defaults = {"cluster": "dbp_cluster", "score": "dbp_distance", "weight": "dbp_weight"}
     column_params = ("cluster", "score", "weight")
     params_doc = {
-        "keep": "fraction of the candidates to keep, in (0, 1]",
+        **BUDGET_PARAMS_DOC,
         "cluster": "cluster column (default dbp_cluster)",
         "score": "distance column ranked inside each cluster, highest kept first (default dbp_distance)",
         "weight": "per-row cluster probability p_j = softmax(C_j / tau) (default dbp_weight)",
     }
 
-    def __init__(self, **params: Any):
-        super().__init__(**params)
-        self.keep = check_fraction(self.key("keep"), self.param("keep"))
-
-    def select(self, scores, candidates):
+    def select(self, scores, candidates, *, context=None):
         """Per-cluster quotas by water-filling, then the highest-`score` rows of each cluster up to its quota."""
         clusters = self.column(scores, "cluster")
         weights = self.column(scores, "weight")
         values = self.column(scores, "score")
         usable = candidates & (clusters >= 0) & np.isfinite(values) & np.isfinite(weights)
         rows = np.flatnonzero(usable)
-        n_keep = min(count_for(self.keep, int(candidates.sum())), len(rows))
+        n_keep = min(self.n_keep(candidates), len(rows))
         ids, inv = np.unique(clusters[rows].astype(np.int64), return_inverse=True)
         sizes = np.bincount(inv, minlength=len(ids))
         first = np.unique(inv, return_index=True)[1]
@@ -210,42 +139,40 @@ class ClusterQuota(Policy):
 PREFER = ("hard", "easy")
 
 
-class Prototypes(Policy):
-    """Prototypicality selection (METHODS.md A4): keep the hard (far) or easy (near) `keep` fraction of rows.
+class Prototypes(RankingPolicy):
+    """Prototypicality selection (METHODS.md A4): keep the hard (far) or easy (near) rows.
 
     The same rule as `top_fraction` without an offset: ``prefer: hard`` ranks `score` descending,
     ``prefer: easy`` ascending.
 
     Parameters
     ----------
-    keep : float in (0, 1]
-        Fraction of the candidates to keep.
+    keep | keep_total | keep_n :
+        The budget (exactly one): a fraction of the candidates, of the whole dataset, or a row count.
     prefer : {"hard", "easy"}, default "hard"
         "hard" keeps the rows farthest from their centroid (abundant data), "easy" the nearest
         (scarce data).
     score : str, default "proto_distance"
         Distance column.
+    per_class : {false, true, "equal"}, default false
+        Class quotas (METHODS.md D4), ranked inside each class.
     """
 
     name = "prototypes"
-    required = ("keep",)
     defaults = {"prefer": "hard", "score": "proto_distance"}
     params_doc = {
-        "keep": "fraction of the candidates to keep, in (0, 1]",
+        **BUDGET_PARAMS_DOC,
         "prefer": "'hard' keeps the rows farthest from their centroid (default; abundant data), 'easy' the nearest (scarce data)",
         "score": "distance column (default proto_distance)",
+        **PER_CLASS_PARAMS_DOC,
     }
 
     def __init__(self, **params: Any):
+        if "keep" in params and isinstance(params["keep"], str):
+            raise ConfigError(self.key("keep"), params["keep"], "a number in (0, 1]; choose hard or easy rows with prefer: hard|easy")
         super().__init__(**params)
-        keep = check_fraction(self.key("keep"), self.param("keep"), hint="; choose hard or easy rows with prefer: hard|easy")
-        prefer = check_choice(self.key("prefer"), self.param("prefer"), PREFER)
-        self.keep, self.prefer = keep, prefer
+        self.prefer = check_choice(self.key("prefer"), self.param("prefer"), PREFER)
 
-    def select(self, scores, candidates):
-        """The `keep` fraction of candidates farthest from (hard) or nearest to (easy) their centroid."""
-        rows = np.flatnonzero(candidates)
-        order = ranked(self.column(scores), rows, descending=self.prefer == "hard")
-        mask = np.zeros_like(candidates)
-        mask[order[: count_for(self.keep, len(rows))]] = True
-        return mask
+    def pick(self, scores, rows, n, context):
+        """The `n` rows farthest from (hard) or nearest to (easy) their centroid."""
+        return ranked(self.column(scores), rows, descending=self.prefer == "hard")[:n]

@@ -29,7 +29,7 @@ CASES = {
     "prototypes prefer typo": (EMBEDDING_SCORER, [{"policy": "prototypes", "keep": 0.5, "prefer": "hrad"}],
                                r"selection\[prototypes\]\.prefer.*'hrad'"),
     "unknown policy key": (EMBEDDING_SCORER, [{"policy": "cluster_quota", "keep": 0.5, "clusters": "dbp_cluster"}],
-                           r"selection\[cluster_quota\]\.clusters.*one of \['cluster', 'keep', 'score', 'weight'\]"),
+                           r"selection\[cluster_quota\]\.clusters.*one of \['cluster', 'keep', 'keep_n', 'keep_total', 'score', 'weight'\]"),
     "cluster column not a name": (EMBEDDING_SCORER, [{"policy": "cluster_quota", "keep": 0.5, "cluster": 3}],
                                   r"selection\[cluster_quota\]\.cluster.*a string"),
     "quadrants keep": (LM_SCORER, [{"policy": "quadrants", "keep": 0}], r"selection\[quadrants\]\.keep.*\(0, 1\]"),
