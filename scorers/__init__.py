@@ -19,6 +19,7 @@ CATALOG = {
 }
 
 COMPRESSION_METHODS = {
+    "fused": "datapruner.scorers.compress_fused",
     "mig": "datapruner.scorers.compress_mig",
     "perplexity": "datapruner.scorers.compress_perplexity",
     "seqlabel": "datapruner.scorers.compress_seqlabel",
