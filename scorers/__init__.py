@@ -19,8 +19,8 @@ CATALOG = {
 }
 
 COMPRESSION_METHODS = {
-    "fused": "datapruner.scorers.compress_fused",
     "mig": "datapruner.scorers.compress_mig",
+    "fused": "datapruner.scorers.compress_fused",
     "perplexity": "datapruner.scorers.compress_perplexity",
     "seqlabel": "datapruner.scorers.compress_seqlabel",
     "hybrid": "datapruner.scorers.compress_hybrid",

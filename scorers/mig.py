@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from datapruner.errors import ConfigError
 
 
 def mig_scores(unit_embeddings: np.ndarray, query_embedding: np.ndarray, *, alpha: float = 1.0, beta: float = 1.0) -> np.ndarray:
@@ -54,62 +53,6 @@ def mig_scores(unit_embeddings: np.ndarray, query_embedding: np.ndarray, *, alph
     sim = e @ e.T
     np.fill_diagonal(sim, -np.inf)
     return alpha * relevance - beta * sim.max(axis=1)
-
-
-def allocate_shares(group_mig: np.ndarray, group_tokens: np.ndarray, budget: int, *, temperature: float = 0.1) -> np.ndarray:
-    """Share an integer token budget over groups by ``softmax(group_mig / temperature)``.
-
-    Parameters
-    ----------
-    group_mig : (g,) group scores, higher = more budget.
-    group_tokens : (g,) tokens each group holds; a share never exceeds it.
-    budget : total tokens to share (>= 0).
-    temperature : softmax temperature (> 0); lower concentrates the budget on the best groups.
-
-    Returns
-    -------
-    (g,) int64 shares, ``shares <= group_tokens`` and ``shares.sum() == min(budget, group_tokens.sum())``.
-    """
-    if temperature <= 0:
-        raise ConfigError("temperature", temperature, "a number > 0")
-    m = np.asarray(group_mig, dtype=np.float64)
-    cap = np.asarray(group_tokens, dtype=np.float64)
-    g = len(m)
-    if g == 0:
-        return np.zeros(0, dtype=np.int64)
-    total = float(min(budget, cap.sum()))
-    z = (m - m.max()) / temperature
-    p = np.exp(z)
-    p /= p.sum()
-    share = np.zeros(g)
-    free = np.ones(g, dtype=bool)
-    left = total
-    for _ in range(g + 1):  # water-filling: each round caps at least one group or finishes
-        if left <= 1e-9 or not free.any():
-            break
-        want = left * p[free] / p[free].sum()
-        idx = np.flatnonzero(free)
-        room = cap[idx] - share[idx]
-        over = want >= room
-        if not over.any():
-            share[idx] += want
-            left = 0.0
-            break
-        share[idx[over]] = cap[idx[over]]
-        left -= room[over].sum()
-        free[idx[over]] = False
-    # integers by largest remainders, never above a group's size
-    base = np.floor(share + 1e-9)
-    rest = int(round(total - base.sum()))
-    if rest > 0:
-        order = np.lexsort((np.arange(g), -(share - base)))
-        for i in order:
-            if rest == 0:
-                break
-            if base[i] + 1 <= cap[i]:
-                base[i] += 1
-                rest -= 1
-    return base.astype(np.int64)
 
 
 def mmr_select(
