@@ -79,7 +79,7 @@ def training_requests(data_dir: Path, *, per_dataset: int, random_state: int) ->
 
 
 def fit_fusion(data_dir: str | Path, out: str | Path, *, per_dataset: int = 70, random_state: int = 0,
-               command: str = "") -> dict:
+               threads: int = 1, command: str = "") -> dict:
     """Fit the logistic fusion and write its weights to `out` (JSON). Returns the written dict.
 
     Parameters
@@ -88,9 +88,13 @@ def fit_fusion(data_dir: str | Path, out: str | Path, *, per_dataset: int = 70, 
     out : the weights file to write.
     per_dataset : training questions drawn per dataset (seeded by `random_state`).
     random_state : seed of the question draw, the passage order and the solver.
+    threads : torch threads of the encoder.
     """
     from sklearn.linear_model import LogisticRegression
 
+    from datapruner.models import set_threads
+
+    set_threads(threads)
     data_dir = Path(data_dir)
     requests = training_requests(data_dir, per_dataset=per_dataset, random_state=random_state)
     counter = TokenCounter()

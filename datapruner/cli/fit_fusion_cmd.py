@@ -29,12 +29,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import json
 
-    from datapruner.models import set_threads
     from datapruner.pipelines.fit_fusion import fit_fusion
 
-    set_threads(args.threads or 1)
     command = "datapruner fit-fusion " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     weights = fit_fusion(args.data, args.out, per_dataset=args.per_dataset, random_state=args.random_state,
-                         command=command)
+                         threads=args.threads or 1, command=command)
     print(json.dumps(weights, indent=1))
     return 0

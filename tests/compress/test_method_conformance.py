@@ -148,10 +148,10 @@ FAST = [m for m in compression_method_names() if m not in SLOW]
 
 @pytest.mark.parametrize("method", FAST)
 def test_kept_tokens_grow_with_every_budget_on_real_passages(method, xquad_cases):
-    """Every budget from 1 to 160 tokens on two real requests: the kept tokens never decrease."""
+    """Every budget from 1 to 120 tokens on a real request: the kept tokens never decrease."""
     compressor = Compressor(method)
-    for case in xquad_cases(2, n_distractors=1):
-        kept = [compressor.compress(case.question, case.passages, target_tokens=b).tokens_after for b in range(1, 161)]
+    for case in xquad_cases(1, n_distractors=1):
+        kept = [compressor.compress(case.question, case.passages, target_tokens=b).tokens_after for b in range(1, 121)]
         drops = [(b + 2, kept[b], kept[b + 1]) for b in range(len(kept) - 1) if kept[b + 1] < kept[b]]
         assert not drops, drops
 
