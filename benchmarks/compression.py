@@ -94,7 +94,12 @@ def readme_markdown(res: dict) -> str:
     summ = res.get("summary", {})
     dss = list(summ)
     ratios = res.get("settings", {}).get("ratios", [2, 4, 8, 16])
-    not_run = res.get("settings", {}).get("not_run", {})
+    not_run = dict(res.get("settings", {}).get("not_run", {}))
+    for cmd in [*res.get("part_commands", []), res.get("command") or ""]:
+        planned = re.search(r"--methods (\S+)", cmd or "")
+        for m in (planned.group(1).split(",") if planned else []):
+            if not any(m in summ[d] for d in summ):
+                not_run.setdefault(m, "planned; not reached before the run's --deadline")
     state = "complete" if res.get("complete") else "PARTIAL (cut off or a documented subset; see notes)"
     lines = [f"Run status: **{state}**. Hard token cap = floor(tokens / ratio) in the SmolLM2 tokenizer; answer "
              "recall = a gold answer string survives (case-insensitive), 95% Wilson intervals; n = questions of the "
