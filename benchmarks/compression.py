@@ -98,8 +98,7 @@ def readme_markdown(res: dict) -> str:
     for cmd in [*res.get("part_commands", []), res.get("command") or ""]:
         planned = re.search(r"--methods (\S+)", cmd or "")
         for m in (planned.group(1).split(",") if planned else []):
-            if not any(m in summ[d] for d in summ):
-                not_run.setdefault(m, "planned; not reached before the run's --deadline")
+            not_run.setdefault(m, "planned; not reached before the run's --deadline")
     state = "complete" if res.get("complete") else "PARTIAL (cut off or a documented subset; see notes)"
     lines = [f"Run status: **{state}**. Hard token cap = floor(tokens / ratio) in the SmolLM2 tokenizer; answer "
              "recall = a gold answer string survives (case-insensitive), 95% Wilson intervals; n = questions of the "
