@@ -628,8 +628,8 @@ def merge(paths: list[str], out_path: Path, ratios: list[int], command: str | No
     res["elapsed_s"] = max(p.get("elapsed_s", 0) for p in parts)
     res["processes"] = ("each part is one process (see part_commands), run concurrently with 1 torch thread each; "
                         "every part draws the same seeded questions, so all methods see the same inputs")
-    res["part_commands"] = [p.get("command") for p in parts]
-    if command:
+    res["part_commands"] = [c for p in parts for c in (p.get("part_commands") or [p.get("command")])]
+    if command and len(parts) > 1:  # re-rendering one file keeps the command that measured it
         res["command"] = command
     res["parts"] = [str(Path(p).name) for p in paths]
     _finalize(res, out_path.with_suffix(".png").name)
