@@ -851,7 +851,7 @@ def main(argv=None) -> int:
                 break
 
     complete = all(len(records[ds].get(m, {}).get(str(r), [])) == len(cases[ds]) for ds in cases for m in fast_methods
-                   for r in ratios) and all(
+                   for r in ratios if m != ENCODER_PASS or r == 4) and all(
         done_pos[(ds, m, r)] >= (0 if (args.quick and ds != next(iter(cases))) else min(target[m], len(cases[ds])))
         for ds in cases for m in slow_methods for r in slow_ratios
     )
