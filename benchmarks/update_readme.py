@@ -8,8 +8,13 @@ full-run result file (`*_quick.json` are ignored) is rendered in a stable order:
 - a file without it is rendered by a formatter below if its benchmark is known (clustering_scale),
   else listed as "no readme entry".
 
+It also fills the generated blocks of the docs (`DOC_BLOCKS`): the text between
+`<!-- COMPRESSION:START -->` and `<!-- COMPRESSION:END -->` in docs/compression.md is the
+compression results' Markdown (from benchmarks/results/compression.json), so the docs carry no
+hand-typed figures.
+
 Run:  .venv/bin/python benchmarks/update_readme.py [--check]
-`--check` exits 1 when README.md is not up to date (nothing is written).
+`--check` exits 1 when README.md or a generated doc block is not up to date (nothing is written).
 """
 
 from __future__ import annotations
@@ -41,6 +46,32 @@ def _clustering_scale(d: dict) -> dict:
 
 
 FORMATTERS = {"clustering_scale": _clustering_scale}
+
+# doc file -> (start marker, end marker, results file whose "readme" Markdown fills the block)
+DOC_BLOCKS = {
+    ROOT / "docs" / "compression.md": ("<!-- COMPRESSION:START -->", "<!-- COMPRESSION:END -->", "compression"),
+}
+
+
+def doc_block(results: dict[str, dict], name: str) -> str:
+    """The Markdown of one results file for a doc block (image links made relative to docs/)."""
+    d = results.get(name)
+    if not d or not d.get("readme"):
+        return f"not run (benchmarks/results/{name}.json is absent)"
+    md = d["readme"]["markdown"].strip().replace("](benchmarks/results/", "](../benchmarks/results/")
+    src = [f"source: `benchmarks/results/{name}.json`"]
+    if d.get("command"):
+        src.append(f"command: `{d['command']}`")
+    if d.get("finished_utc"):
+        src.append(f"finished: {d['finished_utc']}")
+    return md + "\n\n_" + "; ".join(src) + "_"
+
+
+def fill_block(text: str, start: str, end: str, body: str) -> str:
+    """`text` with the part between the markers replaced by `body`."""
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return head + start + "\n" + body + "\n" + end + tail
 
 
 def load_results() -> list[tuple[str, dict]]:
@@ -96,13 +127,22 @@ def main(argv=None) -> int:
     if START not in text or END not in text or text.index(START) > text.index(END):
         print(f"{args.readme} lacks the {START} ... {END} markers", file=sys.stderr)
         return 2
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = head + START + "\n" + render(load_results()) + "\n" + END + tail
+    results = load_results()
+    new = fill_block(text, START, END, render(results))
+    by_name = dict(results)
+    docs = {}
+    for path, (start, end, name) in DOC_BLOCKS.items():
+        old = path.read_text()
+        if start in old and end in old:
+            docs[path] = (old, fill_block(old, start, end, doc_block(by_name, name)))
     if args.check:
-        stale = new != text
-        print("README benchmark section is " + ("stale" if stale else "up to date"))
+        stale = new != text or any(o != n for o, n in docs.values())
+        print("README / doc blocks are " + ("stale" if stale else "up to date"))
         return 1 if stale else 0
+    for path, (old, doc) in docs.items():
+        if doc != old:
+            path.write_text(doc)
+            print(f"updated {path}")
     if new != text:
         args.readme.write_text(new)
         print(f"updated {args.readme}")

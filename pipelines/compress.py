@@ -1,7 +1,7 @@
 """Compress retrieved passages for a query under a hard token budget (METHODS.md, Part B).
 
     >>> from datapruner import Compressor, compress
-    >>> result = compress("Who built the tower?", passages, method="mig", rate=0.25)
+    >>> result = compress("Who built the tower?", passages, method="fused", rate=0.25)
     >>> result.text, result.tokens_after <= result.budget
     >>> compressor = Compressor("hybrid", params={"passage_ratio": 3.0})   # validated here, no model loads
     >>> results = compressor.compress_batch(pairs, target_tokens=300)
@@ -50,7 +50,7 @@ class Compressor:
     Parameters
     ----------
     method : a registered method name (:func:`datapruner.registry.compression_method_names`):
-        ``mig``, ``perplexity``, ``seqlabel``, ``hybrid`` or the baselines ``random``, ``lead``,
+        ``fused`` (the default), ``mig``, ``perplexity``, ``seqlabel``, ``hybrid`` or the baselines ``random``, ``lead``,
         ``bm25``, ``dense``.
     params : the method's parameters (docs/compression.md; the method class's ``params_doc``).
     tokenizer : the tokenizer that counts the budget: ``"bundled-smollm2"`` (default), a folder, or
@@ -69,7 +69,7 @@ class Compressor:
     ConfigError : an unknown method, a bad parameter (``params.<key>``) or a bad option.
     """
 
-    def __init__(self, method: str = "mig", *, params: dict[str, Any] | None = None,
+    def __init__(self, method: str = "fused", *, params: dict[str, Any] | None = None,
                  tokenizer: str = "bundled-smollm2", content: str = "text", language: str = "python",
                  max_unit_tokens: int = 128, reorder: str | None = None, force_keep=None,
                  random_state: int = 0, threads: int | None = None):
@@ -176,7 +176,7 @@ def _compressor(method: str, params, options: dict[str, Any]) -> Compressor:
     return Compressor(method, params=params, **options)
 
 
-def compress(query: str, passages: list[str], *, method: str = "mig", target_tokens: int | None = None,
+def compress(query: str, passages: list[str], *, method: str = "fused", target_tokens: int | None = None,
              rate: float | None = None, threshold: float | None = None, params: dict[str, Any] | None = None,
              **options) -> CompressionResult:
     """Keep what answers `query` from `passages` under a hard token budget.
@@ -185,7 +185,7 @@ def compress(query: str, passages: list[str], *, method: str = "mig", target_tok
     ----------
     query : the question or instruction (non-empty).
     passages : list of passage strings (empty strings are allowed and contribute nothing).
-    method : a registered method (``mig``, ``perplexity``, ``seqlabel``, ``hybrid``, ``random``,
+    method : a registered method (``fused``, the default; ``mig``, ``perplexity``, ``seqlabel``, ``hybrid``, ``random``,
         ``lead``, ``bm25``, ``dense``).
     target_tokens : hard cap in tokens (int >= 1).
     rate : hard cap as a fraction of the input tokens, in (0, 1]; 0.25 is a 4x reduction.
@@ -211,7 +211,7 @@ def compress(query: str, passages: list[str], *, method: str = "mig", target_tok
     return compressor.compress(query, passages, target_tokens=target_tokens, rate=rate, threshold=threshold)
 
 
-def compress_batch(pairs: Iterable, *, method: str = "mig", target_tokens: int | None = None,
+def compress_batch(pairs: Iterable, *, method: str = "fused", target_tokens: int | None = None,
                    rate: float | None = None, threshold: float | None = None,
                    params: dict[str, Any] | None = None, **options) -> list[CompressionResult]:
     """:func:`compress` for many ``(query, passages)`` pairs, batching model calls across them.

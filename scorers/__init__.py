@@ -22,6 +22,7 @@ CATALOG = {
 
 COMPRESSION_METHODS = {
     "mig": "datapruner.scorers.compress_mig",
+    "fused": "datapruner.scorers.compress_fused",
     "perplexity": "datapruner.scorers.compress_perplexity",
     "seqlabel": "datapruner.scorers.compress_seqlabel",
     "hybrid": "datapruner.scorers.compress_hybrid",

@@ -13,10 +13,12 @@ principle for plain text (METHODS.md, B3):
   redistributed to the uncapped groups (water-filling), integers fixed by largest remainders.
 * Fine: inside a group, units are chosen greedily by the MMR form
   ``alpha * cos(e_u, q) - beta * max_{v in S} cos(e_u, e_v)``, where S holds every unit already
-  selected (in this group or an earlier one), until the group's share is full. Groups are visited
-  in decreasing share; tokens a group cannot use pass to the next, and whatever is left at the end
-  goes to one last MMR pass over all remaining units (a documented addition: without it the output
-  can stop well short of the budget when shares do not match unit sizes).
+  taken (in any group).
+* Both stages are run as one budget-free order (:func:`mig_order`): the group furthest below its
+  share of the tokens taken so far gives its next MMR unit. The budget then takes units in that
+  order while they fit (:func:`fill_in_order`). Any prefix holds each group's share (up to one
+  unit), and a larger budget never keeps fewer tokens (issue 10: the earlier per-budget share
+  allocation gave 17 tokens at a 24-token budget and nothing at 25).
 
 All functions are pure over arrays; :func:`select_mig` is the adapter the pipeline calls.
 """
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from datapruner.errors import ConfigError
 
 
 def mig_scores(unit_embeddings: np.ndarray, query_embedding: np.ndarray, *, alpha: float = 1.0, beta: float = 1.0) -> np.ndarray:
@@ -52,62 +53,6 @@ def mig_scores(unit_embeddings: np.ndarray, query_embedding: np.ndarray, *, alph
     sim = e @ e.T
     np.fill_diagonal(sim, -np.inf)
     return alpha * relevance - beta * sim.max(axis=1)
-
-
-def allocate_shares(group_mig: np.ndarray, group_tokens: np.ndarray, budget: int, *, temperature: float = 0.1) -> np.ndarray:
-    """Share an integer token budget over groups by ``softmax(group_mig / temperature)``.
-
-    Parameters
-    ----------
-    group_mig : (g,) group scores, higher = more budget.
-    group_tokens : (g,) tokens each group holds; a share never exceeds it.
-    budget : total tokens to share (>= 0).
-    temperature : softmax temperature (> 0); lower concentrates the budget on the best groups.
-
-    Returns
-    -------
-    (g,) int64 shares, ``shares <= group_tokens`` and ``shares.sum() == min(budget, group_tokens.sum())``.
-    """
-    if temperature <= 0:
-        raise ConfigError("temperature", temperature, "a number > 0")
-    m = np.asarray(group_mig, dtype=np.float64)
-    cap = np.asarray(group_tokens, dtype=np.float64)
-    g = len(m)
-    if g == 0:
-        return np.zeros(0, dtype=np.int64)
-    total = float(min(budget, cap.sum()))
-    z = (m - m.max()) / temperature
-    p = np.exp(z)
-    p /= p.sum()
-    share = np.zeros(g)
-    free = np.ones(g, dtype=bool)
-    left = total
-    for _ in range(g + 1):  # water-filling: each round caps at least one group or finishes
-        if left <= 1e-9 or not free.any():
-            break
-        want = left * p[free] / p[free].sum()
-        idx = np.flatnonzero(free)
-        room = cap[idx] - share[idx]
-        over = want >= room
-        if not over.any():
-            share[idx] += want
-            left = 0.0
-            break
-        share[idx[over]] = cap[idx[over]]
-        left -= room[over].sum()
-        free[idx[over]] = False
-    # integers by largest remainders, never above a group's size
-    base = np.floor(share + 1e-9)
-    rest = int(round(total - base.sum()))
-    if rest > 0:
-        order = np.lexsort((np.arange(g), -(share - base)))
-        for i in order:
-            if rest == 0:
-                break
-            if base[i] + 1 <= cap[i]:
-                base[i] += 1
-                rest -= 1
-    return base.astype(np.int64)
 
 
 def mmr_select(
@@ -168,6 +113,91 @@ def mmr_select(
     return used
 
 
+def mig_order(
+    unit_embeddings: np.ndarray,
+    query_embedding: np.ndarray,
+    weights: np.ndarray,
+    groups: np.ndarray,
+    preselected: np.ndarray,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    temperature: float = 0.1,
+) -> np.ndarray:
+    """The budget-free order in which units are taken: coarse group shares and fine MMR, at once.
+
+    Each group's share is ``softmax(group MIG / temperature)`` (renormalised over the groups that
+    still have units: water-filling). At each step the group furthest below its share of the
+    tokens taken so far gives its next unit, the one with the best MMR score
+    ``alpha cos(e_u, q) - beta max_{v taken} cos(e_u, e_v)``. Any prefix of the order therefore
+    holds each group's share of that prefix's tokens (up to one unit), which is the coarse
+    allocation of B3 for a budget equal to the prefix -- and because the order does not depend on
+    the budget, filling it under a larger budget never keeps fewer tokens.
+
+    Parameters
+    ----------
+    unit_embeddings : (n, d) L2-normalised; query_embedding : (d,); weights : (n,) tokens per unit.
+    groups : (n,) group id of each unit; preselected : (n,) bool units already kept (they count as
+        taken, for redundancy and for their group's tokens, and are not in the order).
+
+    Returns
+    -------
+    int array: the units not preselected, in the order they are taken.
+    """
+    e = np.asarray(unit_embeddings, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.int64)
+    groups = np.asarray(groups, dtype=np.int64)
+    taken = np.asarray(preselected, dtype=bool).copy()
+    n = len(e)
+    g = int(groups.max()) + 1 if n else 0
+    group_emb = np.zeros((g, e.shape[1]))
+    np.add.at(group_emb, groups, e)
+    norms = np.linalg.norm(group_emb, axis=1, keepdims=True)
+    group_emb = group_emb / np.where(norms > 0, norms, 1.0)
+    present = np.bincount(groups, minlength=g) > 0
+    share = np.zeros(g)
+    z = mig_scores(group_emb[present], query_embedding, alpha=alpha, beta=beta) / temperature
+    share[present] = np.exp(z - z.max())
+    relevance = alpha * (e @ np.asarray(query_embedding, dtype=np.float64))
+    redundancy = np.zeros(n)
+    if taken.any():
+        redundancy = (e @ e[taken].T).max(axis=1)
+    group_tokens = np.bincount(groups, weights=np.where(taken, w, 0), minlength=g).astype(np.float64)
+    left = np.bincount(groups, weights=(~taken).astype(np.float64), minlength=g)
+    order = []
+    for _ in range(int((~taken).sum())):
+        active = left > 0
+        p = np.where(active, share, 0.0)
+        p = p / p.sum() if p.sum() > 0 else active / active.sum()
+        deficit = np.where(active, p * (group_tokens[active].sum() + 1.0) - group_tokens, -np.inf)
+        gi = int(np.lexsort((np.arange(g), -p, -deficit))[0])
+        cand = np.flatnonzero((groups == gi) & ~taken)
+        score = relevance[cand] - beta * redundancy[cand]
+        i = int(cand[int(np.argmax(score))])
+        order.append(i)
+        taken[i] = True
+        left[gi] -= 1
+        group_tokens[gi] += w[i]
+        redundancy = np.maximum(redundancy, e @ e[i])
+    return np.array(order, dtype=np.int64)
+
+
+def fill_in_order(weights: np.ndarray, order: np.ndarray, capacity: int, keep: np.ndarray) -> np.ndarray:
+    """Visit units in `order` and keep each that fits the tokens left (a new mask).
+
+    With a fixed order this greedy fill is monotone: a larger `capacity` never keeps fewer tokens
+    (where the two runs first differ, the larger one takes a unit that fills it completely).
+    """
+    keep = np.asarray(keep, dtype=bool).copy()
+    w = np.asarray(weights, dtype=np.int64)
+    left = int(capacity)
+    for i in order:
+        if not keep[i] and w[i] <= left:
+            keep[i] = True
+            left -= int(w[i])
+    return keep
+
+
 def select_mig(
     unit_embeddings: np.ndarray,
     query_embedding: np.ndarray,
@@ -207,26 +237,5 @@ def select_mig(
         mmr_select(e, query_embedding, w, np.arange(n), np.iinfo(np.int64).max, selected, alpha=alpha, beta=beta,
                    min_score=-np.inf if threshold is None else threshold)
         return selected
-    groups = np.asarray(groups, dtype=np.int64)
-    g = int(groups.max()) + 1
-    group_emb = np.zeros((g, e.shape[1]))
-    np.add.at(group_emb, groups, e)
-    norms = np.linalg.norm(group_emb, axis=1, keepdims=True)
-    group_emb = group_emb / np.where(norms > 0, norms, 1.0)
-    group_tokens = np.bincount(groups, weights=np.where(selected, 0, w), minlength=g)
-    present = np.bincount(groups, minlength=g) > 0
-    group_mig = mig_scores(group_emb[present], query_embedding, alpha=alpha, beta=beta)
-    full_mig = np.full(g, -np.inf)
-    full_mig[present] = group_mig
-    shares = np.zeros(g, dtype=np.int64)
-    shares[present] = allocate_shares(group_mig, group_tokens[present], capacity, temperature=temperature)
-    carry = 0
-    for gi in np.lexsort((np.arange(g), -shares)):
-        if not present[gi]:
-            continue
-        budget = int(shares[gi]) + carry
-        used = mmr_select(e, query_embedding, w, np.flatnonzero(groups == gi), budget, selected, alpha=alpha, beta=beta)
-        carry = budget - used
-    if carry > 0:
-        mmr_select(e, query_embedding, w, np.arange(n), carry, selected, alpha=alpha, beta=beta)
-    return selected
+    order = mig_order(e, query_embedding, w, groups, selected, alpha=alpha, beta=beta, temperature=temperature)
+    return fill_in_order(w, order, capacity, selected)

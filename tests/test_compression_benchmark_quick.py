@@ -46,8 +46,8 @@ def test_compression_benchmark_quick(tmp_path):
                 assert s["achieved_ratio"] is None or s["achieved_ratio"] >= float(ratio) * 0.999
         for recs in res["records"][ds].values():
             for rlist in recs.values():
-                for r in rlist:
-                    assert r["tokens_after"] >= 0 and r["latency_s"] >= 0
+                for r in rlist:  # the encoder-pass reference records latency only
+                    assert r.get("tokens_after", 0) >= 0 and r["latency_s"] >= 0
     first = next(iter(res["summary"]))
     for m in ("perplexity", "llmlingua", "longllmlingua"):
         assert res["summary"][first][m]["4"]["all"]["n"] >= 1

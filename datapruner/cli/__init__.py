@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "datapruner.cli.prune_cmd",
     "datapruner.cli.info_cmd",
     "datapruner.cli.train_pruner_cmd",
+    "datapruner.cli.fit_fusion_cmd",
     "datapruner.cli.compress_cmd",
     "datapruner.cli.serve_cmd",
 ]

@@ -1,4 +1,4 @@
-"""Embeddings of units and queries for the embedding-based methods (mig, dense).
+"""Embeddings of units and queries for the embedding-based methods (mig, dense, fused).
 
 Texts are never truncated: a text longer than the embedder window is embedded in windows of
 whole tokens whose embeddings are averaged. A text that occurs several times in a batch (a
@@ -34,19 +34,31 @@ def embed_full(embedder, texts: list[str]) -> np.ndarray:
     return out
 
 
-def embed_items(embedder, items: list[CompressionItem]) -> tuple[list[np.ndarray], np.ndarray]:
+def embed_items(embedder, items: list[CompressionItem], masks: list[np.ndarray] | None = None
+                ) -> tuple[list[np.ndarray], np.ndarray]:
     """Embed every unit and every query of a batch in one call (each distinct text once).
+
+    Parameters
+    ----------
+    embedder : the shared embedder.
+    items : the items.
+    masks : per item, (n_units,) bool units to embed (a cascade's candidates); None embeds all.
+        Units outside the mask get a zero row.
 
     Returns
     -------
-    (per item, its (n_units, d) unit embeddings), and the (n_items, d) query embeddings; rows are
-    L2-normalised.
+    (per item, its (n_units, d) unit embeddings), and the (n_items, d) query embeddings; embedded
+    rows are L2-normalised.
     """
-    all_texts = [t for it in items for t in it.texts] + [it.query for it in items]
+    chosen = [np.arange(it.n_units) if masks is None else np.flatnonzero(m) for it, m in
+              zip(items, masks if masks is not None else [None] * len(items))]
+    all_texts = [it.texts[i] for it, idx in zip(items, chosen) for i in idx] + [it.query for it in items]
     unique, inverse = np.unique(np.array(all_texts, dtype=object), return_inverse=True)
     emb = embed_full(embedder, [str(t) for t in unique])[inverse.reshape(-1)]
     units, offset = [], 0
-    for it in items:
-        units.append(emb[offset : offset + it.n_units])
-        offset += it.n_units
+    for it, idx in zip(items, chosen):
+        e = np.zeros((it.n_units, emb.shape[1]), dtype=np.float32)
+        e[idx] = emb[offset : offset + len(idx)]
+        units.append(e)
+        offset += len(idx)
     return units, emb[len(all_texts) - len(items):]

@@ -34,7 +34,7 @@ class CompressionItem:
     passage : (n,) int, the passage of each unit.
     spans : ``n`` character spans ``(start, end)`` into the unit's passage.
     texts : the ``n`` unit texts, ``passages[passage[i]][start:end]``.
-    weights : (n,) int, tokens of each unit as it appears after its separator in the output.
+    weights : (n,) int, the most tokens a unit can cost in the output (:func:`unit_weights`).
     chunk : (n,) int, chunk id: the passage for prose; a function, method, class header or
         module block for code (ids are unique across the item's passages).
     structural : (n,) bool, a code signature or top-level ``return`` (kept whenever its chunk
@@ -118,6 +118,16 @@ def prose_units(text: str, counter: TokenCounter, max_tokens: int) -> list[tuple
     return spans
 
 
+def unit_weights(counter: TokenCounter, texts: list[str], sep: str) -> np.ndarray:
+    """(n,) tokens each unit may cost in the output: the most of the unit after its separator,
+    after a passage join and at the start of the output. Summed over kept units this bounds the
+    rendered count, so a selection that fits by weights fits after rendering and the final cap
+    check drops nothing (a per-budget drop there made larger budgets keep less, issue 10); the
+    engine's fill then spends the tokens this bound leaves over, counted exactly."""
+    forms = [counter.count_many([prefix + t for t in texts]) for prefix in (sep, PASSAGE_JOIN, "")]
+    return np.max(np.array(forms, dtype=np.int64), axis=0) if texts else np.zeros(0, dtype=np.int64)
+
+
 def build_item(
     query: str,
     passages: list[str],
@@ -171,7 +181,7 @@ def build_item(
     return CompressionItem(
         query=query, passages=passages, content=content, language=language,
         passage=np.array(pidx, dtype=np.int64), spans=spans, texts=texts,
-        weights=np.array(counter.count_many([sep + t for t in texts]), dtype=np.int64),
+        weights=unit_weights(counter, texts, sep),
         chunk=np.array(chunk, dtype=np.int64), structural=np.array(structural, dtype=bool),
         parent=np.array(parent, dtype=np.int64), indents=indents,
         forced=np.array(force_keep_mask(texts, force_keep or []), dtype=bool),

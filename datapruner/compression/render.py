@@ -1,8 +1,11 @@
-"""From a method's selection to the result: code closure, passage order, rendering, the final cap.
+"""From a method's selection to the result: code closure, passage order, rendering, the final cap, the fill.
 
 :func:`finish` is the one way a selection becomes a :class:`CompressionResult`. The rendered text
 is re-counted and the lowest-value units are dropped until it fits the cap
 (:func:`datapruner.compression.budget.enforce_cap`), so the cap holds whatever a method keeps.
+Then whatever budget is left is filled with the best remaining units (by the method's own unit
+scores) whose addition still fits the re-counted cap (:func:`fill_rendered`), so every method
+uses the whole budget it can.
 """
 
 from __future__ import annotations
@@ -105,6 +108,46 @@ def render(item: CompressionItem, kept: list[int], passage_order: list[int]) -> 
     return PASSAGE_JOIN.join(parts)
 
 
+# A unit's weight is counted with its separator; rendered alone after a passage join or at the
+# start of the output it can cost a few tokens more or less. Units up to this much heavier than
+# the tokens left are still tried by the fill (each try is re-counted exactly).
+FILL_SLACK_TOKENS = 4
+
+
+def fill_rendered(item: CompressionItem, kept: list[int], text: str, tokens: int, scores: np.ndarray,
+                  passage_order: list[int], counter: TokenCounter) -> tuple[list[int], str, int]:
+    """Use the budget left after the final cap: visit the units not kept by decreasing score (ties:
+    earlier unit first) and add each one whose addition (with its code structure) keeps the
+    re-counted rendered text within ``item.cap``.
+
+    This is where "fill what is left with the best remaining units that fit" lives for every
+    method, and it repairs what the cap check dropped when joins cost more than the unit weights
+    said (e.g. two passages' units that fit by weight but not with the blank line between them).
+
+    Returns
+    -------
+    (kept ids in output order, text, tokens) with ``tokens <= item.cap``.
+    """
+    cap = int(item.cap)
+    s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+    rank = {p: r for r, p in enumerate(passage_order)}
+    have = np.zeros(item.n_units, dtype=bool)
+    have[kept] = True
+    for i in np.lexsort((np.arange(item.n_units), -s)):
+        if have[i] or item.weights[i] > cap - tokens + FILL_SLACK_TOKENS:
+            continue
+        trial = have.copy()
+        trial[i] = True
+        if item.content == "code":
+            trial = close_code(item, trial)
+        ids = sorted(np.flatnonzero(trial).tolist(), key=lambda j: (rank[int(item.passage[j])], j))
+        new_text = render(item, ids, passage_order)
+        new_tokens = counter.count(new_text)
+        if new_tokens <= cap:
+            have, kept, text, tokens = trial, ids, new_text, new_tokens
+    return kept, text, tokens
+
+
 def finish(item: CompressionItem, selection: UnitSelection, *, method: str, counter: TokenCounter,
            reorder: str | None = None) -> CompressionResult:
     """Turn a method's selection into the result, enforcing the cap on the rendered text.
@@ -131,6 +174,8 @@ def finish(item: CompressionItem, selection: UnitSelection, *, method: str, coun
     kept, text, tokens = enforce_cap(kept, drop_values(item, selection.scores),
                                      lambda ids: render(item, ids, passage_order), counter.count, item.cap,
                                      dependents=dependents)
+    if item.cap is not None:
+        kept, text, tokens = fill_rendered(item, kept, text, tokens, selection.scores, passage_order, counter)
     units = [KeptUnit(int(item.passage[i]), int(item.spans[i][0]), int(item.spans[i][1]),
                       float(selection.scores[i]), item.texts[i]) for i in kept]
     return CompressionResult(text=text, units=units, passage_scores=[float(x) for x in selection.passage_scores],

@@ -38,7 +38,7 @@ class CompressSection:
         on the command line or in a request replaces it (see :func:`override_budget`).
     """
 
-    method: str = "mig"
+    method: str = "fused"
     params: dict[str, Any] = field(default_factory=dict)
     tokenizer: str = "bundled-smollm2"
     content: str = "text"

@@ -149,7 +149,7 @@ def test_cli_compress_and_batch_with_config(test_data, tmp_path, capsys):
     passages = tmp_path / "p.json"
     passages.write_text(json.dumps(["Paris is the capital of France.", "Bananas are yellow. They are sweet."]))
     assert main(["compress", "--query", "What is the capital of France?", "--passages", str(passages),
-                 "--target-tokens", "8", "--method", "lead"]) == 0
+                 "--target-tokens", "9", "--method", "lead"]) == 0
     assert capsys.readouterr().out.strip() == "Paris is the capital of France."
     assert main(["compress", "--query", "", "--passages", str(passages)]) == 2
     assert "query is empty" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -130,24 +131,55 @@ def test_rate_budget_is_the_floor_of_the_input_tokens(method):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_a_larger_budget_never_returns_less_text(method):
-    """Doubling the budget (plus one maximal unit) never returns fewer tokens.
-
-    Strict monotonicity in the budget is not a property of greedy "fill while it fits" selection:
-    a budget a few tokens larger can admit a long unit early that blocks two shorter later ones.
-    What holds is that a greedy fill leaves less than one unit of the budget unused once the
-    input is larger than the budget, so twice the budget plus one unit always returns more."""
+    """For the same request, budget b + d never keeps fewer tokens than budget b (any d >= 1)."""
     compressor = Compressor(method, max_unit_tokens=MAX_UNIT_TOKENS)
 
     @_settings(method)
-    @given(passages=_text_passages(method), budget=st.integers(1, 400))
-    def run(passages, budget):
+    @given(passages=_text_passages(method), budget=st.integers(1, 400), extra=st.integers(1, 60))
+    def run(passages, budget, extra):
         small = compressor.compress(QUERY, passages, target_tokens=budget)
-        large = compressor.compress(QUERY, passages, target_tokens=2 * budget + MAX_UNIT_TOKENS)
-        assert large.tokens_after >= small.tokens_after
-        if large.tokens_after == large.tokens_before:  # everything fits: everything is kept
-            assert len(large.units) >= len(small.units)
+        large = compressor.compress(QUERY, passages, target_tokens=budget + extra)
+        assert large.tokens_after >= small.tokens_after, (budget, extra)
 
     run()
+
+
+FAST = [m for m in compression_method_names() if m not in SLOW]
+# Selection is monotone in unit weights; the rendered count can come out a few tokens under the
+# weights (a join the weight bound over-counted), so across neighbouring budgets the rendered
+# tokens may dip by at most this much (main dropped by up to 19 tokens, or to nothing).
+RENDER_SLACK = 4
+
+
+@pytest.mark.parametrize("method", FAST)
+def test_kept_tokens_grow_with_every_budget_on_real_passages(method, xquad_cases):
+    """Every budget from 1 to 120 tokens on a real request: the kept tokens never fall below the
+    most kept at a smaller budget by more than the rendering slack."""
+    compressor = Compressor(method)
+    for case in xquad_cases(1, n_distractors=1):
+        kept = [compressor.compress(case.question, case.passages, target_tokens=b).tokens_after for b in range(1, 121)]
+        best = np.maximum.accumulate(kept)
+        drops = [(b + 2, best[b], kept[b + 1]) for b in range(len(kept) - 1) if kept[b + 1] < best[b] - RENDER_SLACK]
+        assert not drops, drops
+
+
+# Requests where main's code returned less at a larger budget (issue 10).
+TWO_PASSAGES = ["Dr. Who paid 3.5 EUR for the cat. The dog barked.", "In 1999 the cat was sold in Paris."]
+
+
+def test_units_of_two_passages_that_fit_by_weight_but_not_with_their_join_are_not_lost():
+    """main: bm25 kept 18 tokens at a budget of 25 and 13 at 26 (both 13-token sentences fit by
+    weight, the blank line between the passages did not, and the cap check dropped one)."""
+    compressor = Compressor("bm25")
+    at = {b: compressor.compress(QUERY, TWO_PASSAGES, target_tokens=b).tokens_after for b in (25, 26, 27, 28)}
+    assert at[26] >= at[25] == 18 and at[27] >= at[26] and at[28] >= at[27]
+
+
+def test_mig_keeps_more_with_more_budget_where_group_shares_used_to_cut_it():
+    """main: mig's per-budget group shares kept 20 tokens at 21 and 18 at 22-27 on this request."""
+    compressor = Compressor("mig")
+    kept = [compressor.compress(QUERY, TWO_PASSAGES, target_tokens=b).tokens_after for b in range(18, 30)]
+    assert kept == sorted(kept) and kept[0] > 0
 
 
 @pytest.mark.parametrize("method", METHODS)

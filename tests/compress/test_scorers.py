@@ -23,13 +23,18 @@ def test_mig_scores_formula():
     assert mig.mig_scores(e[:1], q).tolist() == pytest.approx([1.0])  # a single unit has no redundancy
 
 
-def test_allocate_shares_is_exact_capped_and_ordered():
-    shares = mig.allocate_shares(np.array([0.5, 0.2, 0.1]), np.array([10, 500, 500]), 300, temperature=0.1)
-    assert shares.sum() == 300 and shares[0] == 10  # the best group is full; its excess moved on
-    assert shares[1] > shares[2]
-    assert mig.allocate_shares(np.array([0.1, 0.2]), np.array([5, 5]), 100).tolist() == [5, 5]
-    with pytest.raises(Exception, match="temperature"):
-        mig.allocate_shares(np.array([0.1]), np.array([5]), 3, temperature=0)
+def test_mig_order_gives_the_more_relevant_group_the_larger_share_of_every_prefix():
+    q = _unit([1, 0, 0])
+    near = [_unit([1, 0.1 * k, 0]) for k in range(1, 6)]
+    far = [_unit([0.1, 0.1 * k, 1]) for k in range(1, 6)]
+    e = np.stack(near + far)
+    groups = np.array([0] * 5 + [1] * 5)
+    order = mig.mig_order(e, q, np.full(10, 4), groups, np.zeros(10, dtype=bool), temperature=0.1)
+    assert sorted(order.tolist()) == list(range(10))  # every unit once
+    first_half = order[:5]
+    assert (groups[first_half] == 0).sum() >= 4  # the relevant group holds most of any short prefix
+    keep = mig.fill_in_order(np.full(10, 4), order, 20, np.zeros(10, dtype=bool))
+    assert keep.sum() == 5 and keep[order[:5]].all()
 
 
 def test_mmr_skips_a_duplicate_of_a_selected_unit():
