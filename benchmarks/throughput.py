@@ -63,7 +63,6 @@ def main(argv=None) -> None:
             floor_s = time.perf_counter() - t0
             assert vecs.shape == (n, emb.dim)
             # 2) pipeline (fresh cache: nothing embedded yet under DATAPRUNER_CACHE)
-            from datapruner.curation.embedding_cache import cache_path  # noqa: F401  (imported after the env var is set)
             from datapruner.paths import cache_dir
             from datapruner.pipelines.curate import curate
 
