@@ -79,7 +79,7 @@ class RunResult:
     source: Any = field(default=None, repr=False)
 
     def kept(self) -> Any:
-        """The kept rows, in input order: in the in-memory input's own type (``curate(config, data=...)``:
+        """The kept rows, in input order: in the in-memory input's own type (``curate(data, config)``:
         a `datasets.Dataset`, polars/pandas DataFrame or `pyarrow.Table`), else a `pyarrow.Table` of `pruned/`."""
         from datapruner.io.memory import read_output_table, take_rows
 
@@ -378,16 +378,20 @@ def _resolve(config: RunConfig | Mapping[str, Any] | str | Path, out: str | None
     return load_config(config, out=out)
 
 
-def curate(config: RunConfig | Mapping[str, Any] | str | Path, *, data: Any = None, out: str | None = None) -> RunResult:
+def curate(data_or_config: Any, config: RunConfig | Mapping[str, Any] | str | Path | None = None, *, out: str | None = None) -> RunResult:
     """Run a curation job: ingest, score, select, write.
+
+    ``curate(config)`` curates the files the config's ``input.path`` names; ``curate(data, config)``
+    curates an in-memory table instead.
 
     Parameters
     ----------
+    data_or_config : the config when it is the only argument; otherwise the in-memory table to
+        curate: a `datasets.Dataset`, a polars or pandas DataFrame, or a `pyarrow.Table`
+        (``input.path`` may then be left out; the other ``input`` keys apply). `RunResult.kept`
+        returns the kept rows in the same type.
     config : a YAML path, a dict or a `RunConfig`. It is validated first (every scorer and policy
         is built), so a bad key or value fails before any data is read or any model loads.
-    data : an in-memory table to curate instead of ``input.path``: a `datasets.Dataset`, a polars
-        or pandas DataFrame, or a `pyarrow.Table` (``input.path`` may then be left out; the other
-        ``input`` keys apply). `RunResult.kept` returns the kept rows in the same type.
     out : overrides ``output.dir``.
 
     Returns
@@ -395,8 +399,9 @@ def curate(config: RunConfig | Mapping[str, Any] | str | Path, *, data: Any = No
     RunResult
         The counts and the paths of `pruned/`, `scores.parquet` and `manifest.json`.
     """
-    if data is None:
-        return run_curation(_resolve(config, out))
+    if config is None:
+        return run_curation(_resolve(data_or_config, out))
+    data = data_or_config
     from datapruner.io.memory import MEMORY_INPUT_NAME, check_table, write_input_parquet
 
     check_table(data)

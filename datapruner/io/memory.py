@@ -1,6 +1,6 @@
 """In-memory tables in and out: `datasets.Dataset`, polars and pandas DataFrames, `pyarrow.Table`.
 
-In: `curate(config, data=table)` writes the table once to a Parquet file in the run's work folder
+In: `curate(table, config)` writes the table once to a Parquet file in the run's work folder
 (`write_input_parquet`), which the streaming readers then read like any input; ids are
 ``rows.parquet:<row position>`` unless ``input.columns.id`` names an id column.
 Out: `take_rows(table, keep)` returns the kept rows in the input's own type (a pandas frame keeps

@@ -20,7 +20,7 @@ NEAR = "drop_flagged(score=minhash_duplicate)"
 def test_the_chain_removes_exact_then_near_copies(seeded_duplicates, tmp_path, capsys):
     _, rows = seeded_duplicates
     table = pa.table({"sentence": [r["text"] for r in rows], "label": [0] * len(rows)})
-    result = curate(CONFIG, data=table, out=str(tmp_path / "run"))
+    result = curate(table, CONFIG, out=str(tmp_path / "run"))
     kinds = [r["kind"] for r in rows]
     by_kind = {k: [reason for kind, reason in zip(kinds, result.reason) if kind == k] for k in ("exact", "near", "distinct")}
     assert all(r == EXACT for r in by_kind["exact"])

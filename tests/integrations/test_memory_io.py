@@ -1,4 +1,4 @@
-"""In-memory data in and out: curate(config, data=...) per table type, output.format hf, compress_batch on a table."""
+"""In-memory data in and out: curate(data, config) per table type, output.format hf, compress_batch on a table."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ CONVERT = {
 @pytest.mark.parametrize("kind", sorted(CONVERT))
 def test_curate_accepts_a_table_and_returns_kept_rows_in_its_type(kind, table, tmp_path):
     data = CONVERT[kind](table if kind != "datasets" else table.to_pydict())
-    result = curate(_config(), data=data, out=str(tmp_path))
+    result = curate(data, _config(), out=str(tmp_path))
     assert (result.n_rows, result.n_kept) == (table.num_rows, table.num_rows - N_SEEDED)
     kept = result.kept()
     assert type(kept) is type(data)
@@ -71,7 +71,7 @@ def test_curate_accepts_a_table_and_returns_kept_rows_in_its_type(kind, table, t
 def test_without_an_id_column_rows_are_numbered_by_position(table, tmp_path):
     cfg = _config()
     cfg["input"]["columns"] = {"text": "sentence"}
-    result = curate(cfg, data=table.to_pandas(), out=str(tmp_path))
+    result = curate(table.to_pandas(), cfg, out=str(tmp_path))
     ids = pa.parquet.read_table(result.scores_path).column("id").to_pylist()
     assert ids == [f"rows.parquet:{i}" for i in range(table.num_rows)]
 
@@ -85,7 +85,7 @@ def test_a_path_run_returns_kept_rows_as_an_arrow_table(table, tmp_path):
 
 
 def test_output_format_hf_writes_a_datasets_folder(table, tmp_path):
-    result = curate(_config(format="hf"), data=table, out=str(tmp_path))
+    result = curate(table, _config(format="hf"), out=str(tmp_path))
     ds = datasets.load_from_disk(str(result.pruned_dir))
     assert ds.num_rows == result.n_kept and ds.column_names == table.column_names
     assert ds["uid"] == [f"sst-{i}" for i in range(120)]
@@ -97,7 +97,7 @@ def test_output_format_hf_writes_a_datasets_folder(table, tmp_path):
 
 def test_a_table_of_another_type_is_a_clear_error(tmp_path):
     with pytest.raises(InputDataError, match=r"builtins\.dict.*datasets\.Dataset, a polars or pandas DataFrame"):
-        curate(_config(), data={"sentence": ["a"]}, out=str(tmp_path))
+        curate({"sentence": ["a"]}, _config(), out=str(tmp_path))
 
 
 def test_compress_batch_accepts_the_same_table_types(test_data):
