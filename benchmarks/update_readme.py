@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
-ORDER = ["pruning_curve", "noise_detection", "compression", "throughput", "memory", "scale", "clustering_scale"]
+ORDER = ["pruning_curve", "noise_detection", "compression", "throughput", "memory", "scale", "clustering_scale", "perplexity_speed", "service_load", "dedup_memory"]
 
 
 def _clustering_scale(d: dict) -> dict:
@@ -45,7 +45,62 @@ def _clustering_scale(d: dict) -> dict:
     return {"title": "Clustering at scale (`benchmarks/clustering_scale.py`)", "markdown": "Synthetic clustered 384-d embeddings (float16 memmap), library k-means / prototypicality / DBP / SemDeDup.\n\n" + "\n".join(lines)}
 
 
-FORMATTERS = {"clustering_scale": _clustering_scale}
+def _load_note(d: dict) -> str:
+    load = d.get("machine", {}).get("loadavg_at_write") or d.get("loadavg_after")
+    return f"Load average when written: {load[0]:.1f} on {d.get('machine', {}).get('cpus', '?')} cores." if load else ""
+
+
+def _ci(pair) -> str:
+    return f"[{pair[0]:.2f}, {pair[1]:.2f}]" if pair else ""
+
+
+def _perplexity_speed(d: dict) -> dict:
+    s = d.get("summary", {})
+    lines = ["| method | questions | answer recall (95% CI) | mean latency (s) | over budget |", "|---|---|---|---|---|"]
+    for method in ("perplexity", "longllmlingua"):
+        m = s.get(method)
+        if not m:
+            lines.append(f"| {method} | not run ({d.get('note', 'no record')}) | | | |")
+            continue
+        lines.append(f"| {method} | {m['answer_n']} | {m['answer_recall']:.2f} {_ci(m.get('answer_recall_ci95'))} | "
+                     f"{m['latency_s_mean']:.1f} | {m['over_budget_count']} |")
+    ratio = s.get("speedup_ratio_of_means")
+    text = ("Speed-up (LongLLMLingua latency / ours, ratio of means): "
+            f"{ratio:.2f} {_ci(s.get('speedup_ratio_of_means_ci95'))}; goal >= 5." if ratio is not None else "")
+    notes = " ".join(x for x in (d.get("note", "").rstrip(".") + "." if d.get("note") else "", "Complete run." if d.get("complete") else "Partial run.", _load_note(d)) if x)
+    return {"title": "Perplexity method vs LongLLMLingua (`benchmarks/perplexity_speed.py`)",
+            "markdown": f"At {d.get('ratio')}x, same bundled LM, same threads, methods in turn per question.\n\n"
+                        + "\n".join(lines) + f"\n\n{text} {notes}"}
+
+
+def _service_load(d: dict) -> dict:
+    lines = ["| method | sent | 200 | 503 | 504 | 429 | other | p50 (ms) | p99 (ms) |", "|---|---|---|---|---|---|---|---|---|"]
+    for method, m in d.get("per_method", {}).items():
+        c = m.get("counts", {})
+        fmt = lambda v: "n/a" if v is None else f"{v:.0f}"  # noqa: E731
+        lines.append(f"| {method} | {m.get('sent')} | {c.get('200', 0)} | {c.get('503', 0)} | {c.get('504', 0)} | {c.get('429', 0)} | "
+                     f"{c.get('other', 0)} | {fmt(m.get('p50_ms'))} | {fmt(m.get('p99_ms'))} |")
+    rss = f"Server RSS (MiB, main + workers): {d['rss_start']['total_mib']:.0f} at start, {d['rss_end']['total_mib']:.0f} at the end." \
+        if d.get("rss_start") and d.get("rss_end") else ""
+    c = d.get("client", {})
+    head = (f"{d.get('sent')} requests, {c.get('concurrency')} at a time, to `datapruner serve` on 127.0.0.1; "
+            f"every request answered or shed: {d.get('all_answered_or_shed')}; server alive at the end: {d.get('server_alive_at_end')}.")
+    return {"title": "Service under load (`benchmarks/service_load.py`)",
+            "markdown": head + "\n\n" + "\n".join(lines) + f"\n\n{rss} {_load_note(d)}"}
+
+
+def _dedup_memory(d: dict) -> dict:
+    m = d.get("minhash", {})
+    return {"title": "Dedup memory (`benchmarks/dedup_memory.py`)",
+            "markdown": f"Resident bytes per row kept while streaming {d.get('rows', 0):,} texts of {d.get('words_per_text')} words: "
+                        f"exact {d.get('exact_dedup_bytes_per_row', float('nan')):.0f} B, MinHash "
+                        f"{d.get('minhash_bytes_per_row', float('nan')):.0f} B (of which the signature "
+                        f"{d.get('minhash_signature_bytes_per_row')} B; num_perm {m.get('num_perm')}, {m.get('bands')} bands x "
+                        f"{m.get('rows_per_band')} rows). {_load_note(d)}"}
+
+
+FORMATTERS = {"clustering_scale": _clustering_scale, "perplexity_speed": _perplexity_speed, "service_load": _service_load,
+              "dedup_memory": _dedup_memory}
 
 # doc file -> (start marker, end marker, results file whose "readme" Markdown fills the block)
 DOC_BLOCKS = {
