@@ -12,11 +12,15 @@ from datapruner import compress
 QUERY = "How are long words broken across lines when they do not fit the width?"
 
 
-def _signatures(source: str) -> dict[str, str]:
-    """First line of every function/method definition, by name."""
+def _signatures(source: str) -> dict[str, set[str]]:
+    """First lines of the function/method definitions, by name (a name may be defined more than once)."""
     tree = ast.parse(source)
     lines = source.splitlines()
-    return {n.name: lines[n.lineno - 1].strip() for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    out: dict[str, set[str]] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.setdefault(n.name, set()).add(lines[n.lineno - 1].strip())
+    return out
 
 
 def _check(result, source):
@@ -26,8 +30,10 @@ def _check(result, source):
     kept_defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     assert kept_defs, "nothing of the code was kept"
     signatures = _signatures(source)
+    kept_lines = [line.strip() for line in result.text.splitlines()]
     for node in kept_defs:
-        assert signatures[node.name] in result.text  # the kept function's signature is the original one
+        # the kept function's signature is one of the original ones of that name
+        assert kept_lines[node.lineno - 1] in signatures[node.name]
     for unit in result.units:
         assert source[unit.start : unit.end] == unit.text
     return {n.name for n in kept_defs}
