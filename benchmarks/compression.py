@@ -28,7 +28,7 @@ round-robin over datasets, until their question count or the deadline is reached
 
 Usage:
   .venv/bin/python benchmarks/compression.py                 # full run -> results/compression.json
-  .venv/bin/python benchmarks/compression.py --quick         # ~2 min -> results/compression_quick.json
+  .venv/bin/python benchmarks/compression.py --quick         # 2 questions per dataset at 4x -> results/compression_quick.json
   .venv/bin/python benchmarks/compression.py --deadline 09:50  # stop starting new work at 09:50 UTC
 
 The JSON is rewritten after every step; ``"complete": false`` marks a run that was cut off.
@@ -669,8 +669,8 @@ def main(argv=None) -> int:
     argv_list = list(argv if argv is not None else sys.argv[1:])
 
     if args.quick:
-        args.n, args.slow_n, args.ppl_n = 4, 1, 1
-        args.ratios, args.slow_ratios = "2,4", "4"
+        args.n, args.slow_n, args.ppl_n = 2, 1, 1
+        args.ratios, args.slow_ratios = "4", "4"
     ratios = [int(r) for r in args.ratios.split(",")]
     slow_ratios = [int(r) for r in args.slow_ratios.split(",")]
     out_path = Path(args.out) if args.out else RESULTS / ("compression_quick.json" if args.quick else "compression.json")
