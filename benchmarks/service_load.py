@@ -27,8 +27,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from datapruner.service.server_process import free_port, stop_server  # noqa: E402
 
 STATUSES = ("200", "503", "504", "429", "other")
 
@@ -61,12 +61,6 @@ def xquad_requests(n: int, *, perplexity_every: int, random_state: int = 0) -> l
         method = "perplexity" if perplexity_every and i % perplexity_every == perplexity_every - 1 else "mig"
         bodies.append({"query": qa["question"], "passages": passages, "rate": 0.25, "method": method})
     return bodies
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_rss(pid: int) -> dict:
@@ -171,11 +165,7 @@ async def run(args) -> dict:
             rss_end = server_rss(process.pid) if alive else None
             health_end = (await client.get(url + "/healthz", timeout=10)).json() if alive else None
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
         log.close()
     restarts = ({name: sum(w["restarts"] for w in lane["workers"]) for name, lane in health_end["lanes"].items()}
                 if health_end else None)

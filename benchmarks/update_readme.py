@@ -8,10 +8,9 @@ full-run result file (`*_quick.json` are ignored) is rendered in a stable order:
 - a file without it is rendered by a formatter below if its benchmark is known (clustering_scale),
   else listed as "no readme entry".
 
-It also fills the generated blocks of the docs (`DOC_BLOCKS`): the text between
-`<!-- COMPRESSION:START -->` and `<!-- COMPRESSION:END -->` in docs/compression.md is the
-compression results' Markdown (from benchmarks/results/compression.json), so the docs carry no
-hand-typed figures.
+It also fills every generated block of docs/*.md (`<!-- generated:NAME -->` ...
+`<!-- /generated:NAME -->`) with the renderers of `doc_blocks.py`, so the docs carry no hand-typed
+figures. This is the one command that regenerates results text anywhere in the repository.
 
 Run:  .venv/bin/python benchmarks/update_readme.py [--check]
 `--check` exits 1 when README.md or a generated doc block is not up to date (nothing is written).
@@ -23,6 +22,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import doc_blocks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -102,26 +104,6 @@ def _dedup_memory(d: dict) -> dict:
 FORMATTERS = {"clustering_scale": _clustering_scale, "perplexity_speed": _perplexity_speed, "service_load": _service_load,
               "dedup_memory": _dedup_memory}
 
-# doc file -> (start marker, end marker, results file whose "readme" Markdown fills the block)
-DOC_BLOCKS = {
-    ROOT / "docs" / "compression.md": ("<!-- COMPRESSION:START -->", "<!-- COMPRESSION:END -->", "compression"),
-}
-
-
-def doc_block(results: dict[str, dict], name: str) -> str:
-    """The Markdown of one results file for a doc block (image links made relative to docs/)."""
-    d = results.get(name)
-    if not d or not d.get("readme"):
-        return f"not run (benchmarks/results/{name}.json is absent)"
-    md = d["readme"]["markdown"].strip().replace("](benchmarks/results/", "](../benchmarks/results/")
-    src = [f"source: `benchmarks/results/{name}.json`"]
-    if d.get("command"):
-        src.append(f"command: `{d['command']}`")
-    if d.get("finished_utc"):
-        src.append(f"finished: {d['finished_utc']}")
-    return md + "\n\n_" + "; ".join(src) + "_"
-
-
 def fill_block(text: str, start: str, end: str, body: str) -> str:
     """`text` with the part between the markers replaced by `body`."""
     head, rest = text.split(start, 1)
@@ -184,19 +166,17 @@ def main(argv=None) -> int:
         return 2
     results = load_results()
     new = fill_block(text, START, END, render(results))
-    by_name = dict(results)
     docs = {}
-    for path, (start, end, name) in DOC_BLOCKS.items():
-        old = path.read_text()
-        if start in old and end in old:
-            docs[path] = (old, fill_block(old, start, end, doc_block(by_name, name)))
+    for path in doc_blocks.docs_with_blocks():
+        old = path.read_text(encoding="utf-8")
+        docs[path] = (old, doc_blocks.fill(old))
     if args.check:
         stale = new != text or any(o != n for o, n in docs.values())
         print("README / doc blocks are " + ("stale" if stale else "up to date"))
         return 1 if stale else 0
     for path, (old, doc) in docs.items():
         if doc != old:
-            path.write_text(doc)
+            path.write_text(doc, encoding="utf-8")
             print(f"updated {path}")
     if new != text:
         args.readme.write_text(new)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datapruner.compression.method import CompressionMethod
-from datapruner.curation.steps import ScoreStep
 from datapruner.errors import ConfigError
+
+if TYPE_CHECKING:  # the curation data model (pyarrow) loads only when a scorer is asked for
+    from datapruner.curation.steps import ScoreStep
 
 
 def _catalog(name: str) -> dict[str, str]:
@@ -45,6 +47,8 @@ def get_scorer(name: str) -> type[ScoreStep]:
     catalog = scorer_catalog()
     if name not in catalog:
         raise ConfigError("scorers[].name", name, f"one of {sorted(catalog)}")
+    from datapruner.curation.steps import ScoreStep
+
     return _find_class(catalog[name], ScoreStep, name)
 
 

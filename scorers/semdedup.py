@@ -10,7 +10,7 @@
    group in the order survives, so the survivor rule decides which copy is kept. `M_j` does not
    depend on eps, so the step reports the duplicate counts for several eps values from one pass.
 
-Resume: each finished cluster is written as a shard under the run's `.work` folder (the atomic
+Resume: each finished cluster is written as a shard under the run's work folder `.<out>.work/` (the atomic
 rename is the completion marker); a killed pass skips the finished clusters on rerun.
 
 Memory: one cluster's embeddings (float32) plus a chunk of at most 2^23 similarities, plus a few
@@ -219,6 +219,7 @@ class SemDeDupStep(ScoreStep):
         self.labels_ = result.labels
         self.duplicate_ = np.nan_to_num(self.max_sim_, nan=-np.inf) > 1.0 - self.eps
         self.ids_ = view.info.ids
+        self.work_dir_ = view.work_dir
         self.eps_counts_ = count_duplicates(self.max_sim_, self.report_eps)
         log.info("semdedup: duplicates by eps %s (eps=%s used)", self.eps_counts_, self.eps)
 
@@ -232,7 +233,7 @@ class SemDeDupStep(ScoreStep):
         idx = np.flatnonzero(dup & valid)
         if idx.size:
             if self.match_[sl][idx].min() < 0:
-                raise InputDataError("semdedup: a duplicate without a match; delete the run's .work folder and rerun")
+                raise InputDataError(f"semdedup: a duplicate without a match (stale SemDeDup shards); delete the run's work folder {self.work_dir_} and rerun")
             of[idx] = self.ids_.take(self.match_[sl][idx]).to_pylist()
         return {
             "semdedup_duplicate": flag,

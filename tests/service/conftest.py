@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from datapruner.service.server_process import free_port, stop_server
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
@@ -73,12 +73,6 @@ def cli_path() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_server(tmp_dir: Path, config: dict, *, token: str | None = None, args: tuple[str, ...] = ()):
     """A `datapruner serve` subprocess with `config` (a compression config mapping), ready."""
@@ -96,12 +90,7 @@ def running_server(tmp_dir: Path, config: dict, *, token: str | None = None, arg
         server.wait_until_ready()
         yield server
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_server(process)
 
 
 GUARDED = {  # cheap methods only, small limits, a token: the bad-request and security tests

@@ -1,21 +1,16 @@
-"""Fill the generated blocks of docs/*.md from result files, so no figure in them is typed by hand.
+"""The generated blocks of docs/*.md: one renderer per block name, each reading one results file.
 
-A block is the text between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``; each NAME
-has a renderer below that reads one results file and returns Markdown. A renderer whose file is
-missing writes "not run (reason)". Only the blocks change.
-
-    .venv/bin/python benchmarks/update_docs.py [--check]
-
-``--check`` exits 1 when a doc is not up to date (nothing is written).
+A block is the text between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``. Its
+renderer returns Markdown; a renderer whose file is missing returns "not run (reason)". The one
+command that fills these blocks (and the README's benchmark section) is
+``benchmarks/update_readme.py``; to add a block, write a renderer here and add it to `RENDERERS`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +26,28 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
+# ------------------------------------------------------------------ docs/compression.md
+
+
+def compression() -> str:
+    """The compression results' own Markdown (image links made relative to docs/), with its source."""
+    path = RESULTS / "compression.json"
+    d = _read(path)
+    if not d or not d.get("readme"):
+        return f"not run ({_rel(path)} is absent)"
+    md = d["readme"]["markdown"].strip().replace("](benchmarks/results/", "](../benchmarks/results/")
+    src = [f"source: `{_rel(path)}`"]
+    if d.get("command"):
+        src.append(f"command: `{d['command']}`")
+    if d.get("finished_utc"):
+        src.append(f"finished: {d['finished_utc']}")
+    return md + "\n\n_" + "; ".join(src) + "_"
+
+
 # ------------------------------------------------------------------ docs/seqlabel.md
+
+
+NO_PRUNER = "not run (no datapruner/assets/pruner/pruner.json)"
 
 
 def pruner_weights() -> str:
@@ -48,7 +64,7 @@ def pruner_weights() -> str:
 def pruner_run() -> str:
     meta = _read(PRUNER / "pruner.json")
     if meta is None:
-        return "not run (no datapruner/assets/pruner/pruner.json)"
+        return NO_PRUNER
     d, cfg, sec = meta["data"], meta["train_config"], meta["seconds"]
     src = ", ".join(f"{k} {v}" for k, v in d["by_source"].items())
     p = d["evidence_token_fraction"]
@@ -65,7 +81,7 @@ def pruner_run() -> str:
 def pruner_heldout() -> str:
     meta = _read(PRUNER / "pruner.json")
     if meta is None:
-        return "not run (no datapruner/assets/pruner/pruner.json)"
+        return NO_PRUNER
     h, x = meta["heldout_metrics"]["hotpotqa_evidence_recall"], meta["heldout_metrics"]["xquad"]
     rows = [
         f"HotpotQA, {meta['heldout']['hotpotqa']} ({h['n_questions']} questions); all sentences of the 2 gold + "
@@ -156,13 +172,13 @@ def perplexity_speed() -> str:
 
 
 RENDERERS = {
+    "compression": compression,
     "pruner-weights": pruner_weights,
     "pruner-run": pruner_run,
     "pruner-heldout": pruner_heldout,
     "encoder-backends": encoder_backends,
     "perplexity-speed": perplexity_speed,
 }
-DOCS = ("docs/seqlabel.md", "docs/encoders.md", "docs/perplexity_speed.md")
 BLOCK = re.compile(r"(<!-- generated:([\w-]+) -->\n)(.*?)(<!-- /generated:\2 -->)", re.S)
 
 
@@ -177,24 +193,6 @@ def fill(text: str) -> str:
     return BLOCK.sub(one, text)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true")
-    args = ap.parse_args()
-    stale = []
-    for doc in DOCS:
-        path = ROOT / doc
-        old = path.read_text(encoding="utf-8")
-        new = fill(old)
-        if new != old:
-            stale.append(doc)
-            if not args.check:
-                path.write_text(new, encoding="utf-8")
-    if args.check and stale:
-        print("out of date: " + ", ".join(stale) + " (run benchmarks/update_docs.py)", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def docs_with_blocks() -> list[Path]:
+    """Every docs/*.md that holds at least one generated block."""
+    return [p for p in sorted((ROOT / "docs").glob("*.md")) if BLOCK.search(p.read_text(encoding="utf-8"))]
