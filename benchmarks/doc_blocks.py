@@ -55,10 +55,12 @@ def pruner_weights() -> str:
     if meta is None or not weights.is_file():
         return "not run (no bundled pruner files in datapruner/assets/pruner)"
     layers = ", ".join(str(x) for x in meta["trained_layers"])
+    extras = [name for key, name in (("match_feature", "the exact-match embedding"),
+                                     ("dense_feature", "the dense gate (a, b)")) if meta.get(key)]
     return (f"`{_rel(weights)}` stores only the fine-tuned tensors (encoder layers {layers} of "
-            f"{meta['n_layers']}, both heads) in {meta['weights_dtype']} ({weights.stat().st_size / 1e6:.1f} MB) and loads "
-            f"on top of the bundled encoder; `pruner.json` holds the training config, the exact command, data counts, "
-            f"losses, wall time and the held-out metrics.")
+            f"{meta['n_layers']}, both heads{''.join(', ' + e for e in extras)}) in {meta['weights_dtype']} "
+            f"({weights.stat().st_size / 1e6:.1f} MB) and loads on top of the bundled encoder; `pruner.json` holds the "
+            f"training config, the exact command, data counts, losses, wall time and the held-out metrics.")
 
 
 def pruner_run() -> str:
@@ -69,13 +71,29 @@ def pruner_run() -> str:
     src = ", ".join(f"{k} {v}" for k, v in d["by_source"].items())
     p = d["evidence_token_fraction"]
     prior = -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    cosines = f"{sec['dense_feature'] / 60:.0f} min of it for the query-unit cosines, " if "dense_feature" in sec else ""
+    gate = meta.get("dense_gate") or {}
+    gate_text = ""
+    if gate.get("start"):
+        start, end = ("a = {:.2f}, b = {:.2f}, c = {:.2f}, d = {:.2f}".format(*gate[k]) for k in ("start", "trained"))
+        gate_text = (f" Dense gate (keep logit + a x cos + b; rank logit + c x max cos + d): fitted start {start}; "
+                     f"after training {end}.")
     return (f"Training run of the shipped weights (`{meta['command']}`): {d['examples']} examples ({src}), "
-            f"{d['windows']} windows, {p:.0%} evidence tokens, {meta['steps']} steps of batch {cfg['batch_size']} over "
-            f"{cfg['epochs']} epochs at a layer learning rate of {cfg['lr']:g}; {sec['total_training'] / 60:.0f} min of "
-            f"training on {meta['threads']} torch thread(s) of a shared machine ({sec['frozen_features'] / 60:.0f} min of it "
-            f"computing the frozen layers), plus {meta['heldout_metrics']['seconds'] / 60:.1f} min of held-out evaluation. "
+            f"{d['windows']} windows, {p:.0%} evidence tokens, {meta['steps']} steps of batch {cfg['batch_size']} "
+            f"({cfg['epochs']} epoch(s){'' if cfg['max_steps'] is None else ', capped at ' + str(cfg['max_steps']) + ' steps'}) "
+            f"at a layer learning rate of {cfg['lr']:g}; "
+            f"{sec['total_training'] / 60:.0f} min of training on {meta['threads']} torch thread(s) of a shared machine "
+            f"({cosines}{sec['frozen_features'] / 60:.0f} min computing the frozen layers), plus "
+            f"{meta['heldout_metrics']['seconds'] / 60:.1f} min of held-out evaluation. "
             f"Final training losses: token {meta['final_loss']['token']:.2f} (predicting the evidence rate alone gives "
-            f"{prior:.2f}), rerank {meta['final_loss']['rank']:.2f}. Source: `{_rel(PRUNER / 'pruner.json')}`.")
+            f"{prior:.2f}), rerank {meta['final_loss']['rank']:.2f}.{gate_text} Source: `{_rel(PRUNER / 'pruner.json')}`.")
+
+
+def _paired(counts: dict | None, n: int) -> str:
+    if not counts:
+        return ""
+    return (f" (per question: pruner higher on {counts['better']}, lower on {counts['worse']}, "
+            f"tied on {counts['tied']} of {n})")
 
 
 def pruner_heldout() -> str:
@@ -101,15 +119,18 @@ def pruner_heldout() -> str:
              "|---|---|---|"]
     for key, label in (("seqlabel", "bundled pruner"), ("embedding", "embedding similarity")):
         rows.append(f"| {label} | {x[key]['answer_sentence_at_1']:.3f} | {x[key]['paragraph_at_1']:.3f} |")
-    gap = h["embedding"]["at_gold"] - h["seqlabel"]["at_gold"]
-    gap_x = x["embedding"]["answer_sentence_at_1"] - x["seqlabel"]["answer_sentence_at_1"]
-    verdict = ("**The bundled pruner beats the embedding-similarity baseline** on HotpotQA recall@k"
-               if gap < 0 else
-               f"**The bundled pruner does not beat the embedding-similarity baseline**: it is {gap:.3f} below it "
-               f"on HotpotQA recall@k ({h['seqlabel']['at_gold']:.3f} vs {h['embedding']['at_gold']:.3f}) and "
-               f"{gap_x:.3f} below on XQuAD answer sentence@1, while {h['seqlabel']['at_gold'] / h['chance']['at_gold']:.1f}x "
-               f"chance on HotpotQA")
-    rows += ["", verdict + f". Source: `{_rel(PRUNER / 'pruner.json')}` (`heldout_metrics`)."]
+    gap = h["seqlabel"]["at_gold"] - h["embedding"]["at_gold"]
+    gap_x = x["seqlabel"]["answer_sentence_at_1"] - x["embedding"]["answer_sentence_at_1"]
+    hot = (f"{abs(gap):.3f} {'above' if gap > 0 else 'below'} it on HotpotQA recall@k "
+           f"({h['seqlabel']['at_gold']:.3f} vs {h['embedding']['at_gold']:.3f})"
+           f"{_paired(h.get('seqlabel_vs_embedding_at_gold'), h['n_questions'])}")
+    xq = (f"{abs(gap_x):.3f} {'above' if gap_x > 0 else 'below' if gap_x < 0 else 'level with'} it on XQuAD answer "
+          f"sentence@1 ({x['seqlabel']['answer_sentence_at_1']:.3f} vs {x['embedding']['answer_sentence_at_1']:.3f})"
+          f"{_paired(x.get('seqlabel_vs_embedding_answer_sentence'), x['n_questions'])}")
+    lead = ("**The bundled pruner beats the embedding-similarity baseline** on HotpotQA recall@k" if gap > 0 else
+            "**The bundled pruner does not beat the embedding-similarity baseline** on HotpotQA recall@k")
+    rows += ["", f"{lead}: it is {hot}, and {xq}; {h['seqlabel']['at_gold'] / h['chance']['at_gold']:.1f}x chance on "
+             f"HotpotQA. Source: `{_rel(PRUNER / 'pruner.json')}` (`heldout_metrics`)."]
     return "\n".join(rows)
 
 

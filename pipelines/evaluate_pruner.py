@@ -46,6 +46,12 @@ def recall_at_k(scores: np.ndarray, gold: np.ndarray, k: int) -> float:
     return float(gold[order].sum() / max(1, gold.sum()))
 
 
+def paired_counts(ours: list[float], baseline: list[float]) -> dict:
+    """Per-question comparison: on how many questions `ours` is higher, lower, equal."""
+    d = np.asarray(ours, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    return {"better": int((d > 1e-12).sum()), "worse": int((d < -1e-12).sum()), "tied": int((np.abs(d) <= 1e-12).sum())}
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
@@ -57,7 +63,7 @@ def hotpotqa_evidence_recall(records: list[dict], *, pruner, embedder, budgets: 
     -------
     dict with ``n_questions``, ``mean_sentences``, ``mean_gold`` and, for each method
     (``seqlabel``, ``seqlabel_x_rerank``, ``embedding``, ``chance``), ``{"at_gold": r, "at_5": r, ...}``;
-    recall in [0, 1], higher is better.
+    recall in [0, 1], higher is better; ``seqlabel_vs_embedding_at_gold``: :func:`paired_counts`.
     """
     cands = [hotpotqa_candidates(r) for r in records]
     results = pruner.score_units_batch([(r["question"], c[0], c[1]) for r, c in zip(records, cands)])
@@ -94,6 +100,7 @@ def hotpotqa_evidence_recall(records: list[dict], *, pruner, embedder, budgets: 
     }
     for m in methods:
         out[m] = {k: round(float(np.mean(v)), 4) for k, v in acc[m].items()}
+    out["seqlabel_vs_embedding_at_gold"] = paired_counts(acc["seqlabel"]["at_gold"], acc["embedding"]["at_gold"])
     return out
 
 
@@ -104,7 +111,8 @@ def xquad_answer_sentence(articles: list[dict], *, pruner, embedder, limit: int 
     -------
     dict: ``n_questions`` and, for ``seqlabel`` and ``embedding``, ``answer_sentence_at_1`` (top unit
     of the gold paragraph holds the answer) and ``paragraph_at_1`` (gold paragraph ranked first
-    among the article's paragraphs); higher is better.
+    among the article's paragraphs); higher is better; ``seqlabel_vs_embedding_answer_sentence``:
+    :func:`paired_counts`.
     """
     from datapruner.compression.units import split_sentences
 
@@ -143,6 +151,8 @@ def xquad_answer_sentence(articles: list[dict], *, pruner, embedder, limit: int 
     out = {"n_questions": len(items)}
     for m, v in hits.items():
         out[m] = {k: round(float(np.mean(x)), 4) for k, x in v.items()}
+    out["seqlabel_vs_embedding_answer_sentence"] = paired_counts(
+        hits["seqlabel"]["answer_sentence_at_1"], hits["embedding"]["answer_sentence_at_1"])
     return out
 
 

@@ -62,6 +62,7 @@ class Example:
     passage: str
     evidence: list[tuple[int, int]]
     positive: bool
+    units: list[tuple[int, int]]  # the passage's sentences, as the evaluation splits it
 
 
 @dataclass
@@ -83,6 +84,8 @@ class TrainConfig:
     nq_train: int = 500
     per_source: int | None = None
     weights_dtype: str = "float16"
+    match_feature: bool = True
+    dense_feature: bool = True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -135,10 +138,10 @@ def hotpotqa_examples(records: list[dict], *, rng: random.Random, negatives: int
         for sents, facts in ((rec["para_a"], rec["supporting_facts"][0]), (rec["para_b"], rec["supporting_facts"][1])):
             text, spans = join_sentences(sents)
             evidence = [spans[i] for i in facts if 0 <= i < len(spans)]
-            out.append(Example("hotpotqa", rec["_id"], rec["question"], text, evidence, True))
+            out.append(Example("hotpotqa", rec["_id"], rec["question"], text, evidence, True, spans))
         for _title, sents, *_ in rng.sample(rec["distractors"], min(negatives, len(rec["distractors"]))):
-            text, _ = join_sentences(sents)
-            out.append(Example("hotpotqa", rec["_id"], rec["question"], text, [], False))
+            text, spans = join_sentences(sents)
+            out.append(Example("hotpotqa", rec["_id"], rec["question"], text, [], False, spans))
     return out
 
 
@@ -165,6 +168,7 @@ def xquad_examples(articles: list[dict], *, rng: random.Random, negative_every: 
     out, n = [], 0
     for art in articles:
         contexts = [p["context"] for p in art["paragraphs"]]
+        units = {c: split_sentences(c) for c in contexts}
         for para in art["paragraphs"]:
             ctx = para["context"]
             spans = split_sentences(ctx)
@@ -172,12 +176,13 @@ def xquad_examples(articles: list[dict], *, rng: random.Random, negative_every: 
                 ans = qa["answers"][0]
                 start = int(ans["answer_start"])
                 evidence = answer_sentences(spans, start, start + len(ans["text"]))
-                out.append(Example("xquad", qa["id"], qa["question"], ctx, evidence, True))
+                out.append(Example("xquad", qa["id"], qa["question"], ctx, evidence, True, spans))
                 n += 1
                 if n % negative_every == 0:
                     others = [c for c in contexts if c != ctx and ans["text"].lower() not in c.lower()]
                     if others:
-                        out.append(Example("xquad", qa["id"], qa["question"], rng.choice(others), [], False))
+                        neg = rng.choice(others)
+                        out.append(Example("xquad", qa["id"], qa["question"], neg, [], False, units[neg]))
     return out
 
 
@@ -214,12 +219,12 @@ def nq_examples(rows: list[dict], *, rng: random.Random, limit: int) -> list[Exa
             (s, e) for s, e in spans if any(a.lower() in lowered[s:e] for a in row["answers"] if a.strip())
         ]
         qid = f"nq-{i}"
-        out.append(Example("nq", qid, row["question"], text, evidence, True))
+        out.append(Example("nq", qid, row["question"], text, evidence, True, spans))
         j = (i + 1 + rng.randrange(len(rows) - 1)) % len(rows) if len(rows) > 1 else None
         if j is not None:
             neg = gold_passage(rows[j])
             if not any(a.strip() and a.lower() in neg.lower() for a in row["answers"]):
-                out.append(Example("nq", qid, row["question"], neg, [], False))
+                out.append(Example("nq", qid, row["question"], neg, [], False, split_sentences(neg)))
     return out
 
 
@@ -249,16 +254,19 @@ class EncodedWindow:
     labels: list[int]
     rank_label: float
     source: str
+    dense: list[float]  # per position: query-unit cosine of the token's unit (0 outside the passage)
 
 
-def encode_examples(examples: list[Example], tokenizer, *, max_length: int) -> list[EncodedWindow]:
+def encode_examples(examples: list[Example], tokenizer, *, max_length: int,
+                    unit_cosines: list[np.ndarray] | None = None) -> list[EncodedWindow]:
     """Tokenize each example as ``[CLS] query [SEP] passage [SEP]``; long passages become several
-    windows cut at sentence ends, exactly as at inference (:func:`scorers.seqlabel.plan_windows`)."""
-    from datapruner.compression.units import split_sentences
+    windows cut at sentence ends, exactly as at inference (:func:`scorers.seqlabel.plan_windows`).
+    `unit_cosines[i]`: the query-unit cosines of example i's units (None: the dense feature is 0)."""
+    from datapruner.scorers.seqlabel import token_dense_feature
     from datapruner.scorers.seqlabel_windows import plan_windows, unit_token_indices
 
     out = []
-    for ex in examples:
+    for n_ex, ex in enumerate(examples):
         q_ids = list(tokenizer(ex.query, add_special_tokens=False)["input_ids"])[: max_length // 2]
         enc = tokenizer(ex.passage, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         ids = list(enc["input_ids"])
@@ -266,7 +274,10 @@ def encode_examples(examples: list[Example], tokenizer, *, max_length: int) -> l
         token_label = np.zeros(len(ids), dtype=np.int64)
         for toks in unit_token_indices(offsets, ex.evidence):
             token_label[toks] = 1
-        ends = [t[-1] + 1 for t in unit_token_indices(offsets, split_sentences(ex.passage)) if t]
+        unit_tokens = unit_token_indices(offsets, ex.units)
+        cosines = np.zeros(len(ex.units)) if unit_cosines is None else unit_cosines[n_ex]
+        dense = token_dense_feature(len(ids), unit_tokens, cosines)
+        ends = [t[-1] + 1 for t in unit_tokens if t]
         for start, stop in plan_windows(ends, len(ids), max_length - len(q_ids) - 3):
             window_labels = token_label[start:stop].tolist()
             n_q = len(q_ids) + 2
@@ -278,6 +289,7 @@ def encode_examples(examples: list[Example], tokenizer, *, max_length: int) -> l
                     labels=[-100] * n_q + window_labels + [-100],
                     rank_label=float(ex.positive and any(window_labels)),
                     source=ex.source,
+                    dense=[0.0] * n_q + dense[start:stop].tolist() + [0.0],
                 )
             )
     return out
@@ -329,6 +341,49 @@ def _frozen_features(net, windows: list[EncodedWindow], first_trained: int, batc
     return feats
 
 
+def _pad_float(rows: list[list[float]]):
+    import torch
+
+    width = max(len(r) for r in rows)
+    out = torch.zeros((len(rows), width))
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, iterations: int = 25) -> tuple[float, float]:
+    """(a, b) of the logistic regression ``P(y = 1) = sigmoid(a x + b)`` (Newton's method, float64)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) == 0 or y.min() == y.max():
+        return 0.0, 0.0
+    beta = np.zeros(2)
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        hess = design.T @ (design * (p * (1 - p))[:, None]) + 1e-6 * np.eye(2)
+        beta -= np.linalg.solve(hess, design.T @ (p - y))
+    return float(beta[0]), float(beta[1])
+
+
+def fit_dense_gate(windows: list[EncodedWindow]) -> tuple[float, float, float, float]:
+    """The dense gate's start (a, b, c, d), so training begins at the dense signal: (a, b) fit the
+    training tokens' evidence labels on their unit's query cosine, (c, d) the windows' rerank labels
+    on the window's largest cosine (0 at least), as :func:`build_pruner_net`'s gate uses them."""
+    a, b = fit_logistic([d for w in windows for d, lab in zip(w.dense, w.labels) if lab != -100],
+                        [lab for w in windows for lab in w.labels if lab != -100])
+    c, d = fit_logistic([max(0.0, *w.dense) for w in windows], [w.rank_label for w in windows])
+    return a, b, c, d
+
+
+def example_unit_cosines(examples: list[Example]) -> list[np.ndarray]:
+    """Bundled bi-encoder cosine of each example's query with each of its units (the dense feature)."""
+    from datapruner.models.shared import shared_embedder
+    from datapruner.scorers.seqlabel import query_unit_cosines
+
+    return query_unit_cosines(shared_embedder(), [ex.query for ex in examples],
+                              [[ex.passage[s:e] for s, e in ex.units] for ex in examples])
+
+
 def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command: str = "",
                  threads: int | None = None) -> dict:
     """Train the bundled pruner and write ``pruner.safetensors`` + ``pruner.json`` to `out_dir`.
@@ -359,7 +414,9 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
     seed_everything(config.random_state)
     examples = build_training_examples(Path(data_dir), config)
     tokenizer = AutoTokenizer.from_pretrained(bundled_embedder_path())
-    windows = encode_examples(examples, tokenizer, max_length=config.max_length)
+    cosines = example_unit_cosines(examples) if config.dense_feature else None
+    t_dense = time.perf_counter() - t0
+    windows = encode_examples(examples, tokenizer, max_length=config.max_length, unit_cosines=cosines)
     counts = {
         "examples": len(examples),
         "windows": len(windows),
@@ -371,16 +428,22 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
     }
     log.info("training pruner on %s", counts)
 
-    net = build_pruner_net(bundled_embedder_path(), dropout=config.dropout)
+    net = build_pruner_net(bundled_embedder_path(), dropout=config.dropout, n_train_layers=config.n_train_layers,
+                           match_feature=config.match_feature, dense_feature=config.dense_feature)
     n_layers = net.n_layers
     if not 1 <= config.n_train_layers <= n_layers:
         raise InputDataError(f"--train-layers must be in [1, {n_layers}], got {config.n_train_layers}")
-    first = n_layers - config.n_train_layers
+    first = net.first_trained
+    dense_gate_start = fit_dense_gate(windows) if config.dense_feature else None
+    if dense_gate_start is not None:
+        with torch.no_grad():
+            net.dense_gate.copy_(torch.tensor(dense_gate_start))
     keys = set(trainable_state_keys(net, config.n_train_layers))
     for name, param in net.named_parameters():
         param.requires_grad = name in keys
+    t1 = time.perf_counter()
     feats = _frozen_features(net, windows, first, batch_size=32)
-    t_feats = time.perf_counter() - t0
+    t_feats = time.perf_counter() - t1
 
     head_params = [p for n, p in net.named_parameters() if n in keys and not n.startswith("encoder.")]
     layer_params = [p for n, p in net.named_parameters() if n in keys and n.startswith("encoder.")]
@@ -417,7 +480,10 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
                     mask[r, : len(windows[k].ids)] = 1
                 labels = _pad([windows[k].labels for k in idx], -100)
                 rank_labels = torch.tensor([windows[k].rank_label for k in idx])
-                token_logits, rank_logits = net.heads(net.run_layers(hidden, mask, first, n_layers))
+                hidden = net.add_match(hidden, _pad([windows[k].ids for k in idx], 0),
+                                       _pad([windows[k].types for k in idx], 0))
+                dense = _pad_float([windows[k].dense for k in idx]) if config.dense_feature else None
+                token_logits, rank_logits = net.heads(net.run_layers(hidden, mask, first, n_layers), dense)
                 tok_loss = token_loss_fn(token_logits.reshape(-1, 2), labels.reshape(-1))
                 rk_loss = rank_loss_fn(rank_logits, rank_labels)
                 loss = tok_loss + config.rank_weight * rk_loss
@@ -450,6 +516,9 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
         "n_layers": n_layers,
         "n_train_layers": config.n_train_layers,
         "trained_layers": list(range(first, n_layers)),
+        "match_feature": config.match_feature,
+        "dense_feature": config.dense_feature,
+        "dense_gate": {"start": dense_gate_start, "trained": net.dense_gate.tolist() if config.dense_feature else None},
         "dropout": config.dropout,
         "max_length": config.max_length,
         "weights_dtype": config.weights_dtype,
@@ -462,7 +531,8 @@ def train_pruner(data_dir: Path, out_dir: Path, config: TrainConfig, *, command:
             "token": float(np.mean([x["token"] for x in losses[-20:]])) if losses else None,
             "rank": float(np.mean([x["rank"] for x in losses[-20:]])) if losses else None,
         },
-        "seconds": {"frozen_features": round(t_feats, 1), "total_training": round(train_seconds, 1)},
+        "seconds": {"dense_feature": round(t_dense, 1), "frozen_features": round(t_feats, 1),
+                    "total_training": round(train_seconds, 1)},
         "threads": torch.get_num_threads(),
     }
     out_dir = Path(out_dir)

@@ -18,6 +18,7 @@ from datapruner.errors import ConfigError
 from datapruner.models.cache import shared_model
 from datapruner.scorers.seqlabel import SequenceLabelPruner
 from datapruner.scorers.seqlabel_windows import CONSERVATIVE_THRESHOLD, keep_units_by_threshold
+from datapruner.validation import check_choice
 
 
 class SeqlabelMethod(CompressionMethod):
@@ -27,6 +28,8 @@ class SeqlabelMethod(CompressionMethod):
     summary = "B1 sequence-labelling pruner (bundled MiniLM pruner, Provence or token-classification checkpoints)"
     params_doc = {
         "model": "pruner: 'bundled' (default), a train-pruner folder, a Provence folder or a token-classification checkpoint",
+        "trust_remote_code": "run the Python of a model folder that declares remote code (Provence), true/false "
+                             "(default false; only for folders you trust)",
     }
     threshold_doc = "minimum mean keep-probability of a kept unit, in [0, 1) (0.1 conservative, 0.5 aggressive)"
     default_threshold = CONSERVATIVE_THRESHOLD
@@ -34,6 +37,7 @@ class SeqlabelMethod(CompressionMethod):
     def __init__(self, **params):
         super().__init__(**params)
         self.model = self.param("model", "bundled", check_model_name)
+        self.trust_remote_code = self.param("trust_remote_code", False, check_choice, (False, True))
 
     def check_threshold(self, threshold):
         value = super().check_threshold(threshold)
@@ -44,11 +48,11 @@ class SeqlabelMethod(CompressionMethod):
     def pruner(self) -> SequenceLabelPruner:
         """The shared pruner, its network loaded (once per process, under the model cache's lock)."""
         def load() -> SequenceLabelPruner:
-            pruner = SequenceLabelPruner(self.model)
+            pruner = SequenceLabelPruner(self.model, trust_remote_code=self.trust_remote_code)
             pruner.backend  # noqa: B018 - loads the network now, so two threads never load it twice
             return pruner
 
-        return shared_model("seqlabel", self.model, load)
+        return shared_model("seqlabel", self.model, load, self.trust_remote_code)
 
     def allowed_units(self, item: CompressionItem, passage_scores: np.ndarray) -> np.ndarray:
         """(n_units,) bool, the units that may be kept: all of them (see the hybrid method)."""

@@ -51,6 +51,25 @@ class _Window:
     ids: list[int]
     n_query: int  # tokens before the passage part: [CLS] + query + [SEP]
     tok_start: int  # first passage token index in this window
+    dense: np.ndarray | None = None  # per passage token of the window: query-unit cosine of its unit
+
+
+def token_dense_feature(n_tokens: int, unit_tokens: list[list[int]], unit_cosines: np.ndarray) -> np.ndarray:
+    """(n_tokens,) float32: every token carries the query-unit cosine of its unit (0 outside units)."""
+    out = np.zeros(n_tokens, dtype=np.float32)
+    for toks, cos in zip(unit_tokens, unit_cosines):
+        out[toks] = cos
+    return out
+
+
+def query_unit_cosines(embedder, queries: list[str], unit_texts: list[list[str]]) -> list[np.ndarray]:
+    """Bi-encoder cosine of ``queries[i]`` with each of ``unit_texts[i]`` (one embed call for all)."""
+    flat = [t for texts in unit_texts for t in texts]
+    vecs = embedder.embed(sorted(set(flat)))
+    index = {t: k for k, t in enumerate(sorted(set(flat)))}
+    q_vecs = embedder.embed(list(queries))
+    return [np.array([float(vecs[index[t]] @ q) for t in texts], dtype=np.float32)
+            for q, texts in zip(q_vecs, unit_texts)]
 
 
 class SequenceLabelPruner:
@@ -67,6 +86,9 @@ class SequenceLabelPruner:
     batch_size : windows per forward pass.
     max_query_fraction : largest share of the window the query may take; a longer query keeps its
         first tokens and a warning is logged (passages are never truncated).
+    trust_remote_code : let a folder that declares remote code (a Provence-style model) run its
+        author's Python; off by default, and such a folder then fails with a message saying so.
+        The bundled pruner and token-classification checkpoints need none.
     """
 
     def __init__(
@@ -76,6 +98,7 @@ class SequenceLabelPruner:
         max_length: int = 256,
         batch_size: int = 16,
         max_query_fraction: float = 0.5,
+        trust_remote_code: bool = False,
     ):
         if max_length < 16:
             raise InputDataError(f"max_length must be >= 16 tokens, got {max_length}")
@@ -87,12 +110,13 @@ class SequenceLabelPruner:
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
         self.max_query_fraction = float(max_query_fraction)
+        self.trust_remote_code = bool(trust_remote_code)
         self._backend: Backend | None = None
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = load_backend(self.model)
+            self._backend = load_backend(self.model, trust_remote_code=self.trust_remote_code)
             tok = self._backend.tokenizer
             if tok.cls_token_id is None or tok.sep_token_id is None:
                 raise ModelLoadError(f"tokenizer of {self.model!r} has no [CLS]/[SEP] tokens; a cross-encoder needs both")
@@ -140,6 +164,13 @@ class SequenceLabelPruner:
         tok = backend.tokenizer
         windows: list[_Window] = []
         passage_tokens: list[list[tuple[np.ndarray, list[list[int]]]]] = []
+        cosines = None
+        if backend.uses_dense_feature:
+            from datapruner.models.shared import shared_embedder
+
+            unit_texts = [[text[s:e] for text, units in zip(passages, spans) for s, e in units]
+                          for _, passages, spans in items]
+            cosines = query_unit_cosines(shared_embedder(), [q for q, _, _ in items], unit_texts)
         for i, (query, passages, spans) in enumerate(items):
             q_ids = self._query_ids(query)
             capacity = self.max_length - len(q_ids) - 3
@@ -149,10 +180,15 @@ class SequenceLabelPruner:
                 ids = list(enc["input_ids"])
                 offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
                 unit_tokens = unit_token_indices(offsets, units)
+                dense = None
+                if cosines is not None:
+                    first_unit = sum(len(u) for u in spans[:p])
+                    dense = token_dense_feature(len(ids), unit_tokens, cosines[i][first_unit : first_unit + len(units)])
                 ends = [t[-1] + 1 for t in unit_tokens if t]
                 for start, stop in plan_windows(ends, len(ids), capacity):
                     seq = [tok.cls_token_id, *q_ids, tok.sep_token_id, *ids[start:stop], tok.sep_token_id]
-                    windows.append(_Window(i, p, seq, len(q_ids) + 2, start))
+                    windows.append(_Window(i, p, seq, len(q_ids) + 2, start,
+                                           None if dense is None else dense[start:stop]))
                 per_item.append((offsets, unit_tokens))
             passage_tokens.append(per_item)
         probs, ranks = self._run(windows)
@@ -206,13 +242,16 @@ class SequenceLabelPruner:
                 ids = torch.full((len(idx), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(idx), width), dtype=torch.long)
                 types = torch.zeros((len(idx), width), dtype=torch.long)
+                dense = torch.zeros((len(idx), width)) if backend.uses_dense_feature else None
                 for r, k in enumerate(idx):
                     w = windows[k]
                     ids[r, : len(w.ids)] = torch.tensor(w.ids)
                     mask[r, : len(w.ids)] = 1
                     if backend.use_token_types:
                         types[r, w.n_query : len(w.ids)] = 1
-                p, s = backend.predict(ids, mask, types)
+                    if dense is not None:
+                        dense[r, w.n_query : w.n_query + len(w.dense)] = torch.from_numpy(w.dense)
+                p, s = backend.predict(ids, mask, types, dense)
                 p, s = p.float().numpy(), s.float().numpy()
                 for r, k in enumerate(idx):
                     probs[k] = p[r]

@@ -30,11 +30,37 @@ def bundled_pruner_dir() -> Path:
 # ----------------------------------------------------------------------------------------------
 
 
-def build_pruner_net(encoder_dir: str, *, dropout: float = 0.1):
-    """The bundled pruner's network on top of the encoder in `encoder_dir` (untrained heads)."""
+_STOPWORDS = (
+    "a an and are as at be been but by did do does for from had has have he her his how i if in into is it its "
+    "of on or she that the their them then there these they this to was were what when where which who whom "
+    "whose why will with you"
+).split()
+
+
+def match_stop_ids(tokenizer) -> list[int]:
+    """Token ids that never count as an exact match with the query: stopwords, punctuation, specials."""
+    vocab = tokenizer.get_vocab()
+    stop = {vocab[w] for w in _STOPWORDS if w in vocab}
+    stop |= {i for t, i in vocab.items() if not any(ch.isalnum() for ch in t.removeprefix("##"))}
+    stop |= {i for i in (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id) if i is not None}
+    return sorted(stop)
+
+
+def build_pruner_net(encoder_dir: str, *, dropout: float = 0.1, n_train_layers: int = 2,
+                     match_feature: bool = False, dense_feature: bool = False):
+    """The bundled pruner's network on top of the encoder in `encoder_dir` (untrained heads).
+
+    `match_feature`: an exact-match-with-query indicator (DrQA's feature) is embedded and added to
+    the hidden states entering the first of the top `n_train_layers` (fine-tuned) layers; zero-initialised.
+    `dense_feature`: the token head's keep logit gets ``a x cos + b`` added, where cos is the bundled
+    bi-encoder's query-unit cosine of the token's unit, and the rank logit gets ``c x m + d``, where m
+    is the largest of the window's cosines (0 at least), so the network learns a residual on the
+    dense signal (``dense_gate`` = (a, b, c, d), initialised by
+    :func:`datapruner.pipelines.train_pruner.train_pruner` from logistic fits on the training data).
+    """
     import torch
     from torch import nn
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoTokenizer
 
     class PrunerNet(nn.Module):
         """Encoder + token head (2 logits per token: drop, keep) + rank head (1 logit on [CLS])."""
@@ -46,6 +72,17 @@ def build_pruner_net(encoder_dir: str, *, dropout: float = 0.1):
             self.dropout = nn.Dropout(dropout)
             self.token_head = nn.Linear(hidden, 2)
             self.rank_head = nn.Linear(hidden, 1)
+            self.first_trained = self.n_layers - int(n_train_layers)
+            self.match_embedding = None
+            self.dense_gate = None
+            if match_feature:
+                self.match_embedding = nn.Embedding(2, hidden)
+                nn.init.zeros_(self.match_embedding.weight)
+                stop = torch.zeros(encoder.config.vocab_size, dtype=torch.bool)
+                stop[match_stop_ids(AutoTokenizer.from_pretrained(encoder_dir))] = True
+                self.register_buffer("match_stop", stop, persistent=False)
+            if dense_feature:
+                self.dense_gate = nn.Parameter(torch.zeros(4))
 
         @property
         def n_layers(self) -> int:
@@ -62,15 +99,40 @@ def build_pruner_net(encoder_dir: str, *, dropout: float = 0.1):
                 hidden = out[0] if isinstance(out, tuple) else out
             return hidden
 
-        def heads(self, hidden):
-            """-> token logits (B, L, 2), rank logit (B,)."""
-            hidden = self.dropout(hidden)
-            return self.token_head(hidden), self.rank_head(hidden[:, 0]).squeeze(-1)
+        def exact_match(self, input_ids, token_type_ids):
+            """(B, L) long: 1 where a passage token (type 1) equals a non-stopword query token (type 0)."""
+            content = ~self.match_stop[input_ids]
+            query = (token_type_ids == 0) & content
+            same = input_ids[:, :, None] == input_ids[:, None, :]
+            hit = (same & query[:, None, :]).any(-1)
+            return (hit & (token_type_ids == 1) & content).long()
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
+        def add_match(self, hidden, input_ids, token_type_ids):
+            """Hidden states entering the first trained layer, plus the exact-match embedding."""
+            if self.match_embedding is None:
+                return hidden
+            return hidden + self.match_embedding(self.exact_match(input_ids, token_type_ids))
+
+        def heads(self, hidden, dense=None):
+            """-> token logits (B, L, 2), rank logit (B,). `dense`: (B, L) query-unit cosine per token."""
+            hidden = self.dropout(hidden)
+            token_logits = self.token_head(hidden)
+            rank_logit = self.rank_head(hidden[:, 0]).squeeze(-1)
+            if self.dense_gate is not None:
+                if dense is None:
+                    raise ModelLoadError("this pruner was trained with the dense feature; pass the query-unit cosines")
+                a, b, c, d = self.dense_gate
+                shift = a * dense + b
+                token_logits = token_logits + torch.stack([torch.zeros_like(shift), shift], dim=-1)
+                rank_logit = rank_logit + c * dense.max(dim=1).values + d
+            return token_logits, rank_logit
+
+        def forward(self, input_ids, attention_mask, token_type_ids, dense=None):
             hidden = self.embed(input_ids, token_type_ids)
-            hidden = self.run_layers(hidden, attention_mask, 0, self.n_layers)
-            return self.heads(hidden)
+            hidden = self.run_layers(hidden, attention_mask, 0, self.first_trained)
+            hidden = self.add_match(hidden, input_ids, token_type_ids)
+            hidden = self.run_layers(hidden, attention_mask, self.first_trained, self.n_layers)
+            return self.heads(hidden, dense)
 
     encoder = AutoModel.from_pretrained(encoder_dir, attn_implementation="eager")
     return PrunerNet(encoder)
@@ -82,6 +144,8 @@ def trainable_state_keys(net, n_train_layers: int) -> list[str]:
     prefixes = tuple(f"encoder.encoder.layer.{i}." for i in range(first, net.n_layers)) + (
         "token_head.",
         "rank_head.",
+        "match_embedding.",
+        "dense_gate",
     )
     return [k for k, _ in net.named_parameters() if k.startswith(prefixes)]
 
@@ -101,7 +165,13 @@ def load_bundled_net(folder: Path):
             f"`datapruner train-pruner --data DIR --out {folder}` or pass model='bundled'"
         )
     config = json.loads(cfg_path.read_text())
-    net = build_pruner_net(bundled_embedder_path(), dropout=float(config.get("dropout", 0.1)))
+    net = build_pruner_net(
+        bundled_embedder_path(),
+        dropout=float(config.get("dropout", 0.1)),
+        n_train_layers=int(config["n_train_layers"]),
+        match_feature=bool(config.get("match_feature", False)),
+        dense_feature=bool(config.get("dense_feature", False)),
+    )
     state = {k: v.float() for k, v in load_file(str(weights)).items()}
     expected = set(trainable_state_keys(net, int(config["n_train_layers"])))
     if set(state) != expected:
@@ -122,16 +192,21 @@ def load_bundled_net(folder: Path):
 
 class Backend:
     """What every backend offers: its tokenizer, whether it uses token types and has a rank head,
-    its position limit, a name, and :meth:`predict`."""
+    its position limit, a name, whether it reads the query-unit cosine per token
+    (``uses_dense_feature``), and :meth:`predict`."""
 
     tokenizer = None
     use_token_types = False
+    uses_dense_feature = False
     has_rank_head = True
     max_positions: int | None = None
     name = ""
 
-    def predict(self, input_ids, attention_mask, token_type_ids):  # pragma: no cover - interface
-        """-> keep-probabilities (B, L) float32, rank scores (B,) float32 (NaN without a rank head)."""
+    def predict(self, input_ids, attention_mask, token_type_ids, dense=None):  # pragma: no cover - interface
+        """-> keep-probabilities (B, L) float32, rank scores (B,) float32 (NaN without a rank head).
+
+        `dense`: (B, L) float32 bi-encoder cosine of the query and each token's unit (0 outside the
+        passage), given when ``uses_dense_feature`` is true."""
         raise NotImplementedError
 
 
@@ -144,13 +219,14 @@ class _BundledBackend(Backend):
         self.net, self.config = load_bundled_net(folder)
         self.tokenizer = AutoTokenizer.from_pretrained(bundled_embedder_path())
         self.use_token_types = True
+        self.uses_dense_feature = self.net.dense_gate is not None
         self.max_positions = int(self.net.encoder.config.max_position_embeddings)
         self.name = f"bundled:{folder}"
 
-    def predict(self, input_ids, attention_mask, token_type_ids):
+    def predict(self, input_ids, attention_mask, token_type_ids, dense=None):
         import torch
 
-        token_logits, rank = self.net(input_ids, attention_mask, token_type_ids)
+        token_logits, rank = self.net(input_ids, attention_mask, token_type_ids, dense)
         return torch.softmax(token_logits, dim=-1)[..., 1], rank
 
 
@@ -163,7 +239,7 @@ class _ProvenceBackend(Backend):
     def __init__(self, folder: str):
         from transformers import AutoModel, AutoTokenizer
 
-        self.model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+        self.model = AutoModel.from_pretrained(folder, trust_remote_code=True)  # the caller opted in
         if not callable(getattr(self.model, "process", None)):
             raise ModelLoadError(
                 f"model folder {folder!r} declares remote code but its model has no `process` method, "
@@ -175,7 +251,7 @@ class _ProvenceBackend(Backend):
         self.max_positions = _max_positions(self.model.config)
         self.name = f"provence:{folder}"
 
-    def predict(self, input_ids, attention_mask, token_type_ids):
+    def predict(self, input_ids, attention_mask, token_type_ids, dense=None):
         import torch
 
         out = self.model(input_ids=input_ids, attention_mask=attention_mask)
@@ -204,7 +280,7 @@ class _TokenClassificationBackend(Backend):
         self.max_positions = _max_positions(config)
         self.name = f"token-classification:{folder}"
 
-    def predict(self, input_ids, attention_mask, token_type_ids):
+    def predict(self, input_ids, attention_mask, token_type_ids, dense=None):
         import torch
 
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -250,9 +326,14 @@ def _keep_label_index(config) -> int:
     return 1
 
 
-def load_backend(model: str) -> Backend:
+def load_backend(model: str, *, trust_remote_code: bool = False) -> Backend:
     """The backend for a model name: ``"bundled"``, a train-pruner folder, a Provence-style folder or a
-    token-classification checkpoint (a hub name must be cached; offline it fails at once)."""
+    token-classification checkpoint (a hub name must be cached; offline it fails at once).
+
+    `trust_remote_code`: a folder whose ``config.json`` declares remote code (``auto_map``, as
+    Provence does) runs its author's Python only when this is True; otherwise it fails before
+    anything of it is imported. The bundled pruner and token-classification checkpoints need none.
+    """
     from datapruner.models.loading import ensure_offline_env, resolve_hf_model
 
     ensure_offline_env()
@@ -262,17 +343,24 @@ def load_backend(model: str) -> Backend:
     path = Path(folder)
     if (path / CONFIG_FILE).exists() or (path / WEIGHTS_FILE).exists():
         return _BundledBackend(path)
+    declares_remote_code = _declares_remote_code(path / "config.json")
+    if declares_remote_code and not trust_remote_code:
+        raise ModelLoadError(
+            f"model {model!r} declares remote code (auto_map in config.json): loading it runs that folder's "
+            "Python. Only if you trust its author, pass trust_remote_code=True (SequenceLabelPruner) or "
+            "--param trust_remote_code=true (compress)"
+        )
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=declares_remote_code)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
             f"model {model!r} has no usable config.json ({exc}); pass a Provence or token-classification "
             "checkpoint folder, a train-pruner output folder, or 'bundled'"
         ) from exc
     archs = list(getattr(config, "architectures", None) or [])
-    if getattr(config, "auto_map", None):
+    if declares_remote_code:
         return _ProvenceBackend(folder)
     if any(a.endswith("ForTokenClassification") for a in archs):
         return _TokenClassificationBackend(folder, config)
@@ -280,3 +368,10 @@ def load_backend(model: str) -> Backend:
         f"model {model!r} (architectures {archs}) is neither a Provence-style remote-code model nor a "
         "*ForTokenClassification checkpoint nor a train-pruner folder; pass one of those, or 'bundled'"
     )
+
+
+def _declares_remote_code(config_json: Path) -> bool:
+    try:
+        return bool(json.loads(config_json.read_text()).get("auto_map"))
+    except (OSError, ValueError, AttributeError):
+        return False  # AutoConfig below reports a missing or broken config.json

@@ -32,6 +32,10 @@ def register(subparsers) -> None:
     p.add_argument("--max-length", type=int, default=256, help="encoder window in tokens")
     p.add_argument("--nq-train", type=int, default=500, help="NQ-open training questions to use")
     p.add_argument("--per-source", type=int, default=None, help="cap examples per source (smoke runs)")
+    p.add_argument("--no-match-feature", action="store_true",
+                   help="drop the exact-match-with-query token feature (ablation)")
+    p.add_argument("--no-dense-feature", action="store_true",
+                   help="drop the bi-encoder query-unit cosine added to the keep logit (ablation)")
     add_threads_flag(p)
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     p.set_defaults(func=run)
@@ -57,6 +61,8 @@ def run(args) -> int:
         max_length=args.max_length,
         nq_train=args.nq_train,
         per_source=args.per_source,
+        match_feature=not args.no_match_feature,
+        dense_feature=not args.no_dense_feature,
     )
     command = _command_line(args)
     t0 = time.perf_counter()
@@ -86,6 +92,7 @@ def _command_line(args) -> str:
         value = getattr(args, name)
         if value is not None:
             parts += [f"--{name.replace('_', '-')}", shlex.quote(str(value))]
-    if args.no_eval:
-        parts.append("--no-eval")
+    for flag in ("no_match_feature", "no_dense_feature", "no_eval"):
+        if getattr(args, flag):
+            parts.append("--" + flag.replace("_", "-"))
     return " ".join(parts)

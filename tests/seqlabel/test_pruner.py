@@ -46,7 +46,7 @@ def test_bad_input_is_rejected_before_any_model_loads(item, match):
 
 @pytest.mark.slow
 def test_token_classification_checkpoint_loads_and_drives_the_scores(token_clf_dir):
-    pruner = SequenceLabelPruner(str(token_clf_dir))
+    pruner = SequenceLabelPruner(str(token_clf_dir))  # no remote code: loads without trust_remote_code
     text = "Paris is the capital of France. " * 60  # ~420 tokens, beyond the 128-position model
     spans = [(i * 32, i * 32 + 31) for i in range(60)]
     (probs,), scores = pruner.score_units("What is the capital of France?", [text], [spans])
@@ -93,9 +93,20 @@ def test_long_passage_is_windowed_and_the_evidence_at_its_end_still_scores(bundl
     assert probs[1] > probs[0]
 
 
+def test_remote_code_folder_is_refused_by_default_before_its_code_runs(provence_dir, tmp_path):
+    import shutil
+    import sys
+
+    folder = tmp_path / "untrusted_provence_copy"
+    shutil.copytree(provence_dir, folder)
+    with pytest.raises(ModelLoadError, match="trust_remote_code=True"):
+        SequenceLabelPruner(str(folder)).score_units("Who?", ["Ann."], [[(0, 4)]])
+    assert not [m for m in sys.modules if "untrusted_provence_copy" in m]  # its Python was never imported
+
+
 @pytest.mark.slow
 def test_provence_style_remote_code_folder_loads_through_transformers(provence_dir):
-    pruner = SequenceLabelPruner(str(provence_dir))
+    pruner = SequenceLabelPruner(str(provence_dir), trust_remote_code=True)
     passages = ["Ann wrote it. It rained.", "Bob sang."]
     (p0, p1), scores = pruner.score_units("Who wrote it?", passages, [[(0, 13), (14, 24)], [(0, 9)]])
     assert pruner.backend.name.startswith("provence:")
