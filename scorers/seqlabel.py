@@ -12,8 +12,11 @@ Three kinds of model load through :class:`SequenceLabelPruner` (the networks and
 - ``"bundled"`` (default): the project's own pruner, the bundled all-MiniLM-L6-v2 encoder whose top
   layers and two heads were fine-tuned by ``datapruner train-pruner``; the small fine-tuned part
   ships in ``datapruner/assets/pruner/``. A folder written by ``train-pruner --out DIR`` loads the
-  same way.
-- a local folder of a Provence-style ``trust_remote_code`` model that exposes ``process``
+  same way. It also reads an exact-match-with-query feature and the bundled bi-encoder's
+  query-unit cosine (:func:`query_unit_cosines`, added to its keep and rank logits), so scoring
+  with it embeds the query and the units once per call.
+- a local folder of a Provence-style remote-code model that exposes ``process``, loaded only with
+  ``trust_remote_code=True``
   (``naver/provence-reranker-debertav3-v1``, ``naver/xprovence-*``, ``hotchpotch/open-provence-*``).
   The model's own forward pass gives the token and ranking outputs; its ``process`` (with its own
   NLTK sentence splitter) is not used, so units are the caller's.
