@@ -56,7 +56,7 @@ def pruner_weights() -> str:
         return "not run (no bundled pruner files in datapruner/assets/pruner)"
     layers = ", ".join(str(x) for x in meta["trained_layers"])
     extras = [name for key, name in (("match_feature", "the exact-match embedding"),
-                                     ("dense_feature", "the dense gate (a, b)")) if meta.get(key)]
+                                     ("dense_feature", "the dense gate (a, b, c, d)")) if meta.get(key)]
     return (f"`{_rel(weights)}` stores only the fine-tuned tensors (encoder layers {layers} of "
             f"{meta['n_layers']}, both heads{''.join(', ' + e for e in extras)}) in {meta['weights_dtype']} "
             f"({weights.stat().st_size / 1e6:.1f} MB) and loads on top of the bundled encoder; `pruner.json` holds the "
@@ -87,6 +87,24 @@ def pruner_run() -> str:
             f"{meta['heldout_metrics']['seconds'] / 60:.1f} min of held-out evaluation. "
             f"Final training losses: token {meta['final_loss']['token']:.2f} (predicting the evidence rate alone gives "
             f"{prior:.2f}), rerank {meta['final_loss']['rank']:.2f}.{gate_text} Source: `{_rel(PRUNER / 'pruner.json')}`.")
+
+
+def sign_test_p(better: int, worse: int) -> float:
+    """Two-sided exact sign test over the untied questions (ties dropped)."""
+    n = better + worse
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(max(better, worse), n + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def pruner_verdict(gap: float, counts: dict | None) -> str:
+    """"beats" (higher mean and a sign test p < 0.05), "does not beat" (lower mean) or "is level with"."""
+    if gap < 0:
+        return "does not beat"
+    if gap > 0 and counts and sign_test_p(counts["better"], counts["worse"]) < 0.05:
+        return "beats"
+    return "is level with"
 
 
 def _paired(counts: dict | None, n: int) -> str:
@@ -127,9 +145,14 @@ def pruner_heldout() -> str:
     xq = (f"{abs(gap_x):.3f} {'above' if gap_x > 0 else 'below' if gap_x < 0 else 'level with'} it on XQuAD answer "
           f"sentence@1 ({x['seqlabel']['answer_sentence_at_1']:.3f} vs {x['embedding']['answer_sentence_at_1']:.3f})"
           f"{_paired(x.get('seqlabel_vs_embedding_answer_sentence'), x['n_questions'])}")
-    lead = ("**The bundled pruner beats the embedding-similarity baseline** on HotpotQA recall@k" if gap > 0 else
-            "**The bundled pruner does not beat the embedding-similarity baseline** on HotpotQA recall@k")
-    rows += ["", f"{lead}: it is {hot}, and {xq}; {h['seqlabel']['at_gold'] / h['chance']['at_gold']:.1f}x chance on "
+    counts = h.get("seqlabel_vs_embedding_at_gold")
+    verdict = pruner_verdict(gap, counts)
+    p_value = f", sign test p = {sign_test_p(counts['better'], counts['worse']):.2f}" if counts else ""
+    lead = (f"**The bundled pruner {verdict} the embedding-similarity baseline** on HotpotQA recall@k "
+            f"(beats = higher mean and a sign test over the untied questions at p < 0.05{p_value})")
+    rows += ["", f"{lead}: it is {hot}, and {xq}; at recall@5 it has {h['seqlabel']['at_5']:.3f} vs "
+             f"{h['embedding']['at_5']:.3f} (no per-question test recorded); "
+             f"{h['seqlabel']['at_gold'] / h['chance']['at_gold']:.1f}x chance on "
              f"HotpotQA. Source: `{_rel(PRUNER / 'pruner.json')}` (`heldout_metrics`)."]
     return "\n".join(rows)
 
