@@ -52,7 +52,7 @@ def test_evidence_labels_cover_exactly_the_supporting_sentences(hotpot_heldout):
     rec = next(r for r in hotpot_heldout if len(r["para_b"]) > 2)
     text, spans = join_sentences(rec["para_b"])
     gold = rec["supporting_facts"][1]
-    ex = Example("hotpotqa", rec["_id"], rec["question"], text, [spans[i] for i in gold], True)
+    ex = Example("hotpotqa", rec["_id"], rec["question"], text, [spans[i] for i in gold], True, spans)
     (window,) = encode_examples([ex], tok, max_length=512)
     labels = np.array(window.labels)
     n_query = len(tok(rec["question"], add_special_tokens=False)["input_ids"]) + 2
@@ -61,6 +61,6 @@ def test_evidence_labels_cover_exactly_the_supporting_sentences(hotpot_heldout):
     expected = tok.decode(tok(" ".join(text[s:e] for s, e in (spans[i] for i in gold)), add_special_tokens=False)["input_ids"])
     assert kept == expected
     assert window.rank_label == 1.0
-    neg = Example("hotpotqa", rec["_id"], rec["question"], text, [], False)
+    neg = Example("hotpotqa", rec["_id"], rec["question"], text, [], False, spans)
     (neg_window,) = encode_examples([neg], tok, max_length=512)
     assert neg_window.rank_label == 0.0 and 1 not in neg_window.labels
