@@ -3,8 +3,11 @@
 `recommended` is the chain measured to beat random most often on SST-2 and Banking77, clean and
 with 20 % label noise (benchmarks/pruning_curve.py; docs/selection.md gives the tables):
 
-1. ``drop_label_issues``: drop the rows confident learning flags (cleanlab on out-of-sample
-   probabilities). Needs the `confident_learning` scorer.
+1. ``drop_label_issues`` with ``min_keep_total: keep_total``: drop the rows confident learning
+   flags (cleanlab on out-of-sample probabilities), but never so many that fewer than the budget
+   survive: when more than ``1 - keep_total`` of the rows are flagged, only the most suspicious
+   flagged rows (lowest label quality) go, so the chain still returns ``keep_total`` of the rows.
+   Needs the `confident_learning` scorer.
 2. The regime rule (Sorscher et al. 2022): below ``switch`` (a fraction of the whole dataset) keep
    the easiest EL2N rows per class (``top_fraction, direction: low, per_class: true``); at or above
    it, sample the EL2N range per class (``coverage, beta: 0, per_class: true``). The switch point
@@ -43,7 +46,7 @@ def recommended(keep_total: float, *, score: str = "el2n", switch: float = RECOM
     """
     keep_total = check_fraction("--keep", keep_total)
     check_fraction("switch", switch)
-    chain: list[dict[str, Any]] = [{"policy": "drop_label_issues"}]
+    chain: list[dict[str, Any]] = [{"policy": "drop_label_issues", "min_keep_total": keep_total}]
     if keep_total < switch:
         chain.append({"policy": "top_fraction", "score": score, "keep_total": keep_total, "direction": "low", "per_class": True})
     else:
