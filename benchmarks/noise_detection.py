@@ -129,8 +129,9 @@ def readme(rows: list[dict], note: str) -> dict:
     ]
     for r in rows:
         a, b = r["detectors"]["cleanlab_anchor"]["f1"], r["detectors"]["text_blend"]["f1"]
+        met = "yes" if b >= a + 0.05 else f"no (missed by {a + 0.05 - b:.3f})"
         lines.append(f"| {r['dataset']} | {int(r['noise_rate'] * 100)}% | {a:.3f} | {b:.3f} | {b - a:+.3f} | "
-                     f"{('yes' if b >= a + 0.05 else 'no') if abs(r['noise_rate'] - 0.2) < 1e-9 else '(not a goal cell)'} |")
+                     f"{met if abs(r['noise_rate'] - 0.2) < 1e-9 else '(not a goal cell)'} |")
     lines += [
         "",
         "All detectors:",

@@ -381,6 +381,22 @@ def goals(results: dict) -> dict:
     return out
 
 
+def switch_points(results: dict) -> dict:
+    """Per dataset/regime and probe: cl_easy_pc minus cl_coverage_pc at each keep fraction, and the measured
+    switch (the smallest fraction from which coverage per class matches or beats easy-first at every larger one)."""
+    out = {}
+    for key, r in results.items():
+        for probe, curves in r["curves_by_probe"].items():
+            easy, cov = curves.get("cl_easy_pc", {"not_run": ""}), curves.get("cl_coverage_pc", {"not_run": ""})
+            if "not_run" in easy or "not_run" in cov:
+                continue
+            fs = [f for f in FRACTIONS if f < 1.0]
+            diff = {str(f): easy[str(f)]["mean"] - cov[str(f)]["mean"] for f in fs}
+            switch = next((f for i, f in enumerate(fs) if all(diff[str(g)] <= 0 for g in fs[i:])), None)
+            out[f"{key}/{probe}"] = {"easy_minus_coverage": diff, "switch": switch}
+    return out
+
+
 def make_note(quick: bool, n_train, not_run: dict) -> str:
     sub = "quick slice: 240 train / 200 test rows, 10 epochs" if quick else (
         "all train rows (SST-2 6,920, Banking77 10,003), full test sets" if n_train is None else (
@@ -425,17 +441,38 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
             continue
         for probe in PROBES:
             p = g[probe]
-            lines.append(f"| {name} | {probe} | {' / '.join(f'{z:+.1f}' for z in p['z_noise20_at_10_30_50'])} | "
-                         f"{'yes' if p['beats_random_2sd_noise20_at_10_30_50'] else 'no'} | {p['min_z_any_cell']:+.1f} ({p['cell_of_min_z']}) | "
-                         f"{'yes' if p['never_below_minus_1sd'] else 'no'} |")
+            beats = "yes" if p["beats_random_2sd_noise20_at_10_30_50"] else f"no (missed by {2 - min(p['z_noise20_at_10_30_50']):.1f} sd)"
+            floor = "yes" if p["never_below_minus_1sd"] else f"no (missed by {-1 - p['min_z_any_cell']:.1f} sd)"
+            lines.append(f"| {name} | {probe} | {' / '.join(f'{z:+.1f}' for z in p['z_noise20_at_10_30_50'])} | {beats} | "
+                         f"{p['min_z_any_cell']:+.1f} ({p['cell_of_min_z']}) | {floor} |")
     lines += ["", "| dataset | MLP on full clean set | MLP on full noisy set | recommended under noise (best keep) | gap | within 0.005 |", "|---|---|---|---|---|---|"]
     for name, g in gl.items():
         if "not_run" in g:
             lines.append(f"| {name} | not run ({g['not_run']}) | | | | |")
             continue
         c = g["mlp_noise20_recommended_vs_clean_full"]
+        within = "yes" if c["within_0.005"] else f"no (missed by {-0.005 - c['gap']:.3f})"
         lines.append(f"| {name} | {c['clean_full_mlp']:.3f} | {c['noisy_full_mlp']:.3f} | {c['recommended_best']:.3f} ({int(c['best_keep'] * 100)}%) | "
-                     f"{c['gap']:+.3f} | {'yes' if c['within_0.005'] else 'no'} |")
+                     f"{c['gap']:+.3f} | {within} |")
+    from datapruner.selection.recipes import RECOMMENDED_SWITCH
+
+    fs = [f for f in FRACTIONS if f < 1.0]
+    lines += ["", "**The recipe at every keep fraction**, minus random in random's standard deviations (the goal: never below -1):", "",
+              "| dataset / regime | probe | " + " | ".join(f"@{int(f * 100)}%" for f in fs) + " |", "|---|---|" + "---|" * len(fs)]
+    for k in keys:
+        for probe in PROBES:
+            row = head[k]["by_probe"][probe]["methods"]["recommended"]
+            lines.append(f"| {k} | {probe} | " + " | ".join("not run" if "not_run" in row else f"{row[f'z_{int(f * 100)}']:+.1f}" for f in fs) + " |")
+    lines += ["", f"**Regime rule (Sorscher et al. 2022)**: accuracy of easy-first per class (`cl_easy_pc`) minus coverage per class "
+              f"(`cl_coverage_pc`); the measured switch is the smallest keep fraction from which coverage matches or beats easy-first "
+              f"at every larger one (the shipped recipe switches at {int(RECOMMENDED_SWITCH * 100)} %):", "",
+              "| dataset / regime / probe | " + " | ".join(f"@{int(f * 100)}%" for f in fs) + " | measured switch |", "|---|" + "---|" * (len(fs) + 1)]
+    sw = switch_points(results)
+    for k, v in sw.items():
+        lines.append(f"| {k} | " + " | ".join(f"{v['easy_minus_coverage'][str(f)]:+.3f}" for f in fs) + " | "
+                     + (f"{int(v['switch'] * 100)} %" if v["switch"] is not None else "none (easy-first wins at 90 %)") + " |")
+    lines += ["", "Rows confident learning flags (`is_label_issue`) against the rows flipped:", "", "| dataset / regime | train rows | flipped | flagged |", "|---|---|---|---|"]
+    lines += [f"| {k} | {r['n_train']:,} | {r['n_flipped']:,} | {r['n_label_issues_flagged']:,} |" for k, r in results.items()]
     lines += ["", "Best selection against training on all rows of the same regime (MLP probe):", "",
               "| dataset / regime | full-data accuracy | best method | keep | accuracy | best minus full |", "|---|---|---|---|---|---|"]
     for k in keys:
@@ -453,6 +490,7 @@ def finish(d: dict, quick: bool) -> dict:
     n_train = None if d["train_rows"] == "all" else d["train_rows"]
     d["headline"] = headline(d["results"])
     d["goals"] = goals(d["results"])
+    d["switch_points"] = switch_points(d["results"])
     d["readme"] = readme(d["results"], d["headline"], d["goals"], make_note(quick, n_train, d.get("not_run", {})), d["plots"])
     return d
 
