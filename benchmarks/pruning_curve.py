@@ -465,7 +465,7 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
             lines.append(f"| {k} | {probe} | " + " | ".join("not run" if "not_run" in row else f"{row[f'z_{int(f * 100)}']:+.1f}" for f in fs) + " |")
     lines += ["", f"**Regime rule (Sorscher et al. 2022)**: accuracy of easy-first per class (`cl_easy_pc`) minus coverage per class "
               f"(`cl_coverage_pc`); the measured switch is the smallest keep fraction from which coverage matches or beats easy-first "
-              f"at every larger one (the shipped recipe switches at {int(RECOMMENDED_SWITCH * 100)} %):", "",
+              f"at every larger one (the shipped recipe: {'no switch, coverage at every budget' if RECOMMENDED_SWITCH is None else f'easy-first below {int(RECOMMENDED_SWITCH * 100)} %'}):", "",
               "| dataset / regime / probe | " + " | ".join(f"@{int(f * 100)}%" for f in fs) + " | measured switch |", "|---|" + "---|" * (len(fs) + 1)]
     sw = switch_points(results)
     for k, v in sw.items():
