@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -575,7 +576,9 @@ def main(argv=None) -> None:
                             curves[method] = json.loads(path.read_text())
                             continue
                         if method not in compute or probe not in args.probes.split(","):
-                            curves[method] = {"not_run": "did not finish within this session's CPU time (not in the curve cache)"}
+                            curves[method] = {"not_run": "not measured on the full set in this session's CPU time (a shared 2-core machine at load "
+                                                          f"average {os.getloadavg()[0]:.0f}; the recipe, its two parts and random ran first); "
+                                                          "`--methods` runs it"}
                             continue
                         todo.append(method)
                     if todo:
@@ -606,7 +609,7 @@ def main(argv=None) -> None:
         "train_rows": n_train or "all", "test_rows": n_test or "all", "fractions": FRACTIONS, "seeds": SEEDS, "random_seeds": RANDOM_SEEDS,
         "noise_rate": NOISE, "dbp_clusters": DBP_CLUSTERS, "methods": METHODS, "new_methods": sorted(NEW), "not_run": not_run,
         "probes": PROBES, "training": TRAIN, "mlp_methods": MLP_METHODS, "timings": timings, "results": results, "plots": png,
-        "loadavg_at_start": list(__import__("os").getloadavg()),
+        "loadavg_at_start": list(os.getloadavg()),
     }
     payload = finish(payload, args.quick)
     path = common.write_result("pruning_curve", payload, quick=args.quick, threads=threads, started=started)
