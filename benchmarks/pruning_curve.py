@@ -5,6 +5,9 @@ on frozen bundled-MiniLM embeddings, trained on the kept rows and evaluated on t
   logreg  linear softmax layer, AdamW lr 1e-2, wd 1e-4, batch 128, 20 epochs (>= 150 steps)
   mlp     384 -> 256 -> K, ReLU, AdamW lr 1e-3, wd 1e-4, batch 128, 20 epochs (>= 150 steps)
 Regimes: clean labels, and 20 % seeded label flips in the train set (the test set stays clean).
+All probes of one keep fraction (every method's selection x probe seed) train together as stacked
+independent models (`train_eval_many`: same initialisation, batch order and AdamW updates as one
+probe trained alone, one step loop for all), which is what makes the full sets fit in CPU time.
 
 Every score is computed ONCE per dataset and regime with the library's scorers (through
 `datapruner.pipelines.curate.score`) and cached under `<DATAPRUNER_CACHE>/benchmarks/`; every
@@ -45,6 +48,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -83,33 +87,67 @@ def report_fractions() -> list[float]:
 
 
 # ---- downstream probes -----------------------------------------------------------------------------
-def train_eval(x_tr, y_tr, x_te, y_te, *, n_classes: int, random_state: int, hidden: int, lr: float,
-               epochs: int = 20, min_steps: int = 150) -> float:
-    """Test accuracy of a probe (hidden=0: linear softmax; else one hidden ReLU layer) trained on (x_tr, y_tr)."""
+def train_eval_many(jobs: list[tuple[np.ndarray, int]], x, y, x_te, y_te, *, n_classes: int, hidden: int, lr: float,
+                    epochs: int = 20, min_steps: int = 150) -> list[float]:
+    """Test accuracy of one probe per job (rows of x, seed), trained together as stacked models.
+
+    Each job is its own probe (hidden=0: linear softmax; else one hidden ReLU layer), initialised
+    from `torch.manual_seed(seed)` and trained with AdamW on its own seeded batch order (batch 128,
+    `epochs` epochs and at least `min_steps` steps), exactly as if trained alone: the stacked
+    parameters are independent (the summed loss gives each model its own gradient and AdamW is
+    elementwise). Jobs with the same row count share one step loop, so the per-step Python and
+    dispatch overhead is paid once for all of them instead of once per probe.
+    """
     import torch
 
-    g = torch.Generator().manual_seed(random_state)
-    torch.manual_seed(random_state)
-    layers = [torch.nn.Linear(x_tr.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_classes)] if hidden else [
-        torch.nn.Linear(x_tr.shape[1], n_classes)]
-    model = torch.nn.Sequential(*layers)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    X, Y = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
-    n, bs = len(X), 128
-    steps_per_epoch = max(1, -(-n // bs))
-    n_epochs = max(epochs, -(-min_steps // steps_per_epoch))
-    model.train()
-    for _ in range(n_epochs):
-        perm = torch.randperm(n, generator=g)
-        for s in range(0, n, bs):
-            idx = perm[s : s + bs]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(X[idx]), Y[idx]).backward()
-            opt.step()
-    model.eval()
-    with torch.no_grad():
-        pred = model(torch.from_numpy(x_te)).argmax(1).numpy()
-    return float((pred == y_te).mean())
+    X, Y, Xte = torch.from_numpy(x), torch.from_numpy(y).long(), torch.from_numpy(x_te)
+    accs: dict[int, float] = {}
+    by_n: dict[int, list[int]] = {}
+    for j, (rows, _) in enumerate(jobs):
+        by_n.setdefault(len(rows), []).append(j)
+    for n, members in by_n.items():
+        layers_per_job = []
+        for j in members:
+            torch.manual_seed(jobs[j][1])
+            layers_per_job.append([torch.nn.Linear(x.shape[1], hidden), torch.nn.Linear(hidden, n_classes)] if hidden else
+                                  [torch.nn.Linear(x.shape[1], n_classes)])
+        params = [torch.stack([ls[i].weight.detach().T for ls in layers_per_job]).contiguous().requires_grad_()
+                  for i in range(len(layers_per_job[0]))]
+        biases = [torch.stack([ls[i].bias.detach()[None] for ls in layers_per_job]).contiguous().requires_grad_()
+                  for i in range(len(layers_per_job[0]))]
+        opt = torch.optim.AdamW(params + biases, lr=lr, weight_decay=1e-4)
+        gens = [torch.Generator().manual_seed(jobs[j][1]) for j in members]
+        rows = torch.stack([torch.from_numpy(np.asarray(jobs[j][0], dtype=np.int64)) for j in members])
+        bs = 128
+        steps_per_epoch = max(1, -(-n // bs))
+        n_epochs = max(epochs, -(-min_steps // steps_per_epoch))
+
+        def forward(xb):
+            h = xb
+            for i, (w, b) in enumerate(zip(params, biases)):
+                h = torch.baddbmm(b, h, w)
+                if i < len(params) - 1:
+                    h = torch.relu(h)
+            return h
+
+        for _ in range(n_epochs):
+            order = torch.gather(rows, 1, torch.stack([torch.randperm(n, generator=g) for g in gens]))
+            for s in range(0, n, bs):
+                idx = order[:, s : s + bs]
+                logits = forward(X[idx])
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), Y[idx].reshape(-1), reduction="none")
+                loss.view(len(members), -1).mean(1).sum().backward()
+                opt.step()
+        with torch.no_grad():
+            for m, j in enumerate(members):
+                h = Xte[None]
+                for i, (w, b) in enumerate(zip(params, biases)):
+                    h = torch.baddbmm(b[m : m + 1], h, w[m : m + 1])
+                    if i < len(params) - 1:
+                        h = torch.relu(h)
+                accs[j] = float((h[0].argmax(1).numpy() == y_te).mean())
+    return [accs[j] for j in range(len(jobs))]
 
 
 # ---- selection -------------------------------------------------------------------------------------
@@ -193,35 +231,62 @@ def curve_cache(key: str, regime: str, probe: str, method: str, quick: bool) -> 
     return cache_dir() / "benchmarks" / f"curve_{key}_{regime}_{probe}_{method}_{tag}{'_quick' if quick else ''}.json"
 
 
-def measure(method: str, probe: str, *, scores, context, x_tr, labels, x_te, y_te, flipped, k: int, memo: dict) -> dict:
-    """One method's curve under one probe: per keep fraction, mean / std of the accuracy and what was kept.
+def selections_for(method: str, *, scores, context, n: int, memo: dict) -> dict[float, list[tuple[np.ndarray, int]]]:
+    """Per keep fraction, the (kept mask, probe seed) pairs of `method` (random: one seeded subset per seed).
 
-    `memo` maps (selection, probe seed) to an accuracy: two methods that keep the same rows (e.g. the
-    recipe and its parts) train once.
+    `memo` caches the masks per (method, fraction), so the second probe reuses the first's selections.
     """
     from datapruner.selection.base import count_for
 
-    curve = {}
-    n = len(labels)
+    out = {}
     for f in FRACTIONS:
-        accs, kept_n, kept_flipped, classes = [], [], [], []
-        seeds = RANDOM_SEEDS if method == "random" else SEEDS
-        keep = None if method == "random" else select(scores, method_specs(method, f), context)
-        for seed in seeds:
-            if method == "random":
+        if method == "random":
+            masks = []
+            for seed in RANDOM_SEEDS:
                 keep = np.zeros(n, dtype=bool)
                 keep[np.random.default_rng(1000 + seed).choice(n, count_for(f, n), replace=False)] = True
-            rows = np.flatnonzero(keep)
-            memo_key = hashlib.sha1(keep.tobytes()).hexdigest() + f"_{seed}"
-            if memo_key not in memo:
-                memo[memo_key] = train_eval(x_tr[rows], labels[rows], x_te, y_te, n_classes=k, random_state=seed, **PROBES[probe], **TRAIN)
-            accs.append(memo[memo_key])
-            kept_n.append(int(keep.sum()))
-            kept_flipped.append(float(flipped[keep].mean()) if keep.any() else 0.0)
-            classes.append(int(np.unique(labels[keep]).size))
-        curve[str(f)] = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "per_seed": accs, "n_kept": int(np.mean(kept_n)),
-                         "share_flipped_in_kept": float(np.mean(kept_flipped)), "classes_kept": int(min(classes))}
-    return curve
+                masks.append((keep, seed))
+            out[f] = masks
+            continue
+        if (method, f) not in memo:
+            memo[method, f] = select(scores, method_specs(method, f), context)
+        out[f] = [(memo[method, f], seed) for seed in SEEDS]
+    return out
+
+
+def measure(methods: list[str], probe: str, *, scores, context, x_tr, labels, x_te, y_te, flipped, k: int, memo: dict,
+            chosen: dict, save=lambda: None) -> dict[str, dict]:
+    """The curves of `methods` under one probe: per keep fraction, mean / std of the accuracy and what was kept.
+
+    Per keep fraction, every (selection, probe seed) pair not yet in `memo` (selection hash and seed
+    to accuracy) is trained in one `train_eval_many` call, then `save()` persists the memo: an
+    interrupted run resumes at the fraction it was on, and two methods that keep the same rows
+    (e.g. the recipe and its parts) train once.
+    """
+    sel = {m: selections_for(m, scores=scores, context=context, n=len(labels), memo=chosen) for m in methods}
+    curves: dict[str, dict] = {m: {} for m in methods}
+    for f in FRACTIONS:
+        t0 = time.perf_counter()
+        todo: dict[str, tuple[np.ndarray, int]] = {}
+        for m in methods:
+            for keep, seed in sel[m][f]:
+                key = hashlib.sha1(keep.tobytes()).hexdigest() + f"_{seed}"
+                if key not in memo:
+                    todo.setdefault(key, (np.flatnonzero(keep), seed))
+        if todo:
+            accs = train_eval_many(list(todo.values()), x_tr, labels, x_te, y_te, n_classes=k, **PROBES[probe], **TRAIN)
+            memo.update(zip(todo, accs))
+            save()
+        print(f"  {probe} keep {f}: {len(todo)} probes trained in {time.perf_counter() - t0:.1f} s", flush=True)
+        for m in methods:
+            pairs = sel[m][f]
+            accs = [memo[hashlib.sha1(keep.tobytes()).hexdigest() + f"_{seed}"] for keep, seed in pairs]
+            keep = pairs[0][0]
+            curves[m][str(f)] = {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "per_seed": accs,
+                                 "n_kept": int(np.mean([p[0].sum() for p in pairs])),
+                                 "share_flipped_in_kept": float(np.mean([flipped[p[0]].mean() if p[0].any() else 0.0 for p in pairs])),
+                                 "classes_kept": int(min(np.unique(labels[p[0]]).size for p in pairs))}
+    return curves
 
 
 # ---- report ----------------------------------------------------------------------------------------
@@ -317,6 +382,22 @@ def goals(results: dict) -> dict:
     return out
 
 
+def switch_points(results: dict) -> dict:
+    """Per dataset/regime and probe: cl_easy_pc minus cl_coverage_pc at each keep fraction, and the measured
+    switch (the smallest fraction from which coverage per class matches or beats easy-first at every larger one)."""
+    out = {}
+    for key, r in results.items():
+        for probe, curves in r["curves_by_probe"].items():
+            easy, cov = curves.get("cl_easy_pc", {"not_run": ""}), curves.get("cl_coverage_pc", {"not_run": ""})
+            if "not_run" in easy or "not_run" in cov:
+                continue
+            fs = [f for f in FRACTIONS if f < 1.0]
+            diff = {str(f): easy[str(f)]["mean"] - cov[str(f)]["mean"] for f in fs}
+            switch = next((f for i, f in enumerate(fs) if all(diff[str(g)] <= 0 for g in fs[i:])), None)
+            out[f"{key}/{probe}"] = {"easy_minus_coverage": diff, "switch": switch}
+    return out
+
+
 def make_note(quick: bool, n_train, not_run: dict) -> str:
     sub = "quick slice: 240 train / 200 test rows, 10 epochs" if quick else (
         "all train rows (SST-2 6,920, Banking77 10,003), full test sets" if n_train is None else (
@@ -361,17 +442,38 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
             continue
         for probe in PROBES:
             p = g[probe]
-            lines.append(f"| {name} | {probe} | {' / '.join(f'{z:+.1f}' for z in p['z_noise20_at_10_30_50'])} | "
-                         f"{'yes' if p['beats_random_2sd_noise20_at_10_30_50'] else 'no'} | {p['min_z_any_cell']:+.1f} ({p['cell_of_min_z']}) | "
-                         f"{'yes' if p['never_below_minus_1sd'] else 'no'} |")
+            beats = "yes" if p["beats_random_2sd_noise20_at_10_30_50"] else f"no (missed by {2 - min(p['z_noise20_at_10_30_50']):.1f} sd)"
+            floor = "yes" if p["never_below_minus_1sd"] else f"no (missed by {-1 - p['min_z_any_cell']:.1f} sd)"
+            lines.append(f"| {name} | {probe} | {' / '.join(f'{z:+.1f}' for z in p['z_noise20_at_10_30_50'])} | {beats} | "
+                         f"{p['min_z_any_cell']:+.1f} ({p['cell_of_min_z']}) | {floor} |")
     lines += ["", "| dataset | MLP on full clean set | MLP on full noisy set | recommended under noise (best keep) | gap | within 0.005 |", "|---|---|---|---|---|---|"]
     for name, g in gl.items():
         if "not_run" in g:
             lines.append(f"| {name} | not run ({g['not_run']}) | | | | |")
             continue
         c = g["mlp_noise20_recommended_vs_clean_full"]
+        within = "yes" if c["within_0.005"] else f"no (missed by {-0.005 - c['gap']:.3f})"
         lines.append(f"| {name} | {c['clean_full_mlp']:.3f} | {c['noisy_full_mlp']:.3f} | {c['recommended_best']:.3f} ({int(c['best_keep'] * 100)}%) | "
-                     f"{c['gap']:+.3f} | {'yes' if c['within_0.005'] else 'no'} |")
+                     f"{c['gap']:+.3f} | {within} |")
+    from datapruner.selection.recipes import RECOMMENDED_SWITCH
+
+    fs = [f for f in FRACTIONS if f < 1.0]
+    lines += ["", "**The recipe at every keep fraction**, minus random in random's standard deviations (the goal: never below -1):", "",
+              "| dataset / regime | probe | " + " | ".join(f"@{int(f * 100)}%" for f in fs) + " |", "|---|---|" + "---|" * len(fs)]
+    for k in keys:
+        for probe in PROBES:
+            row = head[k]["by_probe"][probe]["methods"]["recommended"]
+            lines.append(f"| {k} | {probe} | " + " | ".join("not run" if "not_run" in row else f"{row[f'z_{int(f * 100)}']:+.1f}" for f in fs) + " |")
+    lines += ["", f"**Regime rule (Sorscher et al. 2022)**: accuracy of easy-first per class (`cl_easy_pc`) minus coverage per class "
+              f"(`cl_coverage_pc`); the measured switch is the smallest keep fraction from which coverage matches or beats easy-first "
+              f"at every larger one (the shipped recipe: {'no switch, coverage at every budget' if RECOMMENDED_SWITCH is None else f'easy-first below {int(RECOMMENDED_SWITCH * 100)} %'}):", "",
+              "| dataset / regime / probe | " + " | ".join(f"@{int(f * 100)}%" for f in fs) + " | measured switch |", "|---|" + "---|" * (len(fs) + 1)]
+    sw = switch_points(results)
+    for k, v in sw.items():
+        lines.append(f"| {k} | " + " | ".join(f"{v['easy_minus_coverage'][str(f)]:+.3f}" for f in fs) + " | "
+                     + (f"{int(v['switch'] * 100)} %" if v["switch"] is not None else "none (easy-first wins at 90 %)") + " |")
+    lines += ["", "Rows confident learning flags (`is_label_issue`) against the rows flipped:", "", "| dataset / regime | train rows | flipped | flagged |", "|---|---|---|---|"]
+    lines += [f"| {k} | {r['n_train']:,} | {r['n_flipped']:,} | {r['n_label_issues_flagged']:,} |" for k, r in results.items()]
     lines += ["", "Best selection against training on all rows of the same regime (MLP probe):", "",
               "| dataset / regime | full-data accuracy | best method | keep | accuracy | best minus full |", "|---|---|---|---|---|---|"]
     for k in keys:
@@ -389,6 +491,7 @@ def finish(d: dict, quick: bool) -> dict:
     n_train = None if d["train_rows"] == "all" else d["train_rows"]
     d["headline"] = headline(d["results"])
     d["goals"] = goals(d["results"])
+    d["switch_points"] = switch_points(d["results"])
     d["readme"] = readme(d["results"], d["headline"], d["goals"], make_note(quick, n_train, d.get("not_run", {})), d["plots"])
     return d
 
@@ -421,7 +524,8 @@ def main(argv=None) -> None:
     if args.quick:
         FRACTIONS, SEEDS, RANDOM_SEEDS, TRAIN = [0.3, 0.5, 1.0], [0], [0, 1], {"epochs": 10, "min_steps": 40}
     with_ppl = args.perplexity or args.quick
-    not_run = {} if with_ppl else {"ppl_middle": "perplexity under SmolLM2 is the slowest score and did not fit this session's CPU; pass --perplexity"}
+    not_run = {} if with_ppl else {"ppl_middle": "perplexity under SmolLM2-135M is the slowest score: about 30 min of one core per 7k rows, "
+                                                  "so about 70 min for both train sets, more than this run's CPU budget; pass --perplexity"}
     compute = set(args.methods.split(","))
     n_train = 240 if args.quick else (args.train_rows or None)
     n_test = 200 if args.quick else None
@@ -454,10 +558,10 @@ def main(argv=None) -> None:
                     scores["perplexity"] = ppl
                 timings[f"{name}_{regime}"] = t
                 context = SelectionContext(labels=labels, embeddings=lambda x=x_tr: x, random_state=0)
-                by_probe = {}
+                by_probe, chosen = {}, {}
                 for probe in PROBES:
                     t0 = time.perf_counter()
-                    curves = {}
+                    curves, todo = {}, []
                     memo_path = curve_cache(key, regime, probe, "random", args.quick).with_name(f"memo_{key}_{regime}_{probe}{suffix}.json")
                     memo = json.loads(memo_path.read_text()) if memo_path.exists() and not args.quick else {}
                     for method in METHODS:
@@ -472,14 +576,22 @@ def main(argv=None) -> None:
                             curves[method] = json.loads(path.read_text())
                             continue
                         if method not in compute or probe not in args.probes.split(","):
-                            curves[method] = {"not_run": "did not finish within this session's CPU time (not in the curve cache)"}
+                            curves[method] = {"not_run": "not measured on the full set in this session's CPU time (a shared 2-core machine at load "
+                                                          f"average {os.getloadavg()[0]:.0f}; the recipe, its two parts and random ran first); "
+                                                          "`--methods` runs it"}
                             continue
-                        curves[method] = measure(method, probe, scores=scores, context=context, x_tr=x_tr, labels=labels,
-                                                 x_te=x_te, y_te=test.labels, flipped=flipped, k=k, memo=memo)
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        path.write_text(json.dumps(curves[method]))
-                        memo_path.write_text(json.dumps(memo))
-                        print(name, regime, probe, method, {f: round(curves[method][str(f)]["mean"], 3) for f in FRACTIONS}, flush=True)
+                        todo.append(method)
+                    if todo:
+                        print(name, regime, probe, "measuring", todo, flush=True)
+                        measured = measure(todo, probe, scores=scores, context=context, x_tr=x_tr, labels=labels, x_te=x_te, y_te=test.labels,
+                                           flipped=flipped, k=k, memo=memo, chosen=chosen,
+                                           save=lambda: None if args.quick else memo_path.write_text(json.dumps(memo)))
+                        for method, curve in measured.items():
+                            path = curve_cache(key, regime, probe, method, args.quick)
+                            path.parent.mkdir(parents=True, exist_ok=True)
+                            path.write_text(json.dumps(curve))
+                            curves[method] = curve
+                            print(name, regime, probe, method, {f: round(curve[str(f)]["mean"], 3) for f in FRACTIONS}, flush=True)
                     by_probe[probe] = curves
                     timings[f"{name}_{regime}"][f"train_eval_{probe}_s"] = round(time.perf_counter() - t0, 2)
                 rk = f"{name}/{regime}"
@@ -497,7 +609,7 @@ def main(argv=None) -> None:
         "train_rows": n_train or "all", "test_rows": n_test or "all", "fractions": FRACTIONS, "seeds": SEEDS, "random_seeds": RANDOM_SEEDS,
         "noise_rate": NOISE, "dbp_clusters": DBP_CLUSTERS, "methods": METHODS, "new_methods": sorted(NEW), "not_run": not_run,
         "probes": PROBES, "training": TRAIN, "mlp_methods": MLP_METHODS, "timings": timings, "results": results, "plots": png,
-        "loadavg_at_start": list(__import__("os").getloadavg()),
+        "loadavg_at_start": list(os.getloadavg()),
     }
     payload = finish(payload, args.quick)
     path = common.write_result("pruning_curve", payload, quick=args.quick, threads=threads, started=started)

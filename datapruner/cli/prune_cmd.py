@@ -17,7 +17,7 @@ def register(sub) -> None:
     g = p.add_argument_group("selection")
     g.add_argument("--keep", type=float, required=True, help="fraction of rows to keep, in (0, 1] (with --recipe: of every input row)")
     g.add_argument("--recipe", default=None, help="a named selection chain instead of one score: 'recommended' "
-                   "(drop label issues, then EL2N per class, easy-first below the measured switch; docs/selection.md)")
+                   "(drop label issues, never below the budget, then coverage over EL2N per class; docs/selection.md)")
     g.add_argument("--band", choices=["bottom", "middle", "top"], default=None, help="keep a band of the score distribution")
     g.add_argument("--direction", choices=["high", "low"], default="high", help="without --band: keep the highest or lowest scores")
     g.add_argument("--offset", type=float, default=0.0, help="without --band: skip this top fraction first")

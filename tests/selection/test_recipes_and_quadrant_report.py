@@ -18,12 +18,15 @@ from datapruner.selection.recipes import RECOMMENDED_SWITCH, recipe_selection, r
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
-def test_recommended_switches_from_easy_first_to_coverage_at_the_measured_point():
-    below = recommended(RECOMMENDED_SWITCH / 2)
-    above = recommended(RECOMMENDED_SWITCH)
+def test_recommended_is_coverage_per_class_unless_a_switch_is_given():
+    assert RECOMMENDED_SWITCH is None
+    for keep in (0.1, 0.5, 0.9):
+        chain = recommended(keep)
+        assert [p["policy"] for p in chain] == ["drop_label_issues", "coverage"]
+        assert chain[0]["min_keep_total"] == keep and chain[1]["per_class"] is True and chain[1]["beta"] == 0.0
+    below, above = recommended(0.2, switch=0.5), recommended(0.5, switch=0.5)
     assert [p["policy"] for p in below] == ["drop_label_issues", "top_fraction"] and below[1]["direction"] == "low"
     assert [p["policy"] for p in above] == ["drop_label_issues", "coverage"]
-    assert below[1]["per_class"] is True and above[1]["per_class"] is True
     with pytest.raises(ConfigError, match=r"--recipe.*'recommended'"):
         recipe_selection("recomended", 0.3)
     with pytest.raises(ConfigError, match=r"--keep.*\(0, 1\]"):
@@ -60,7 +63,7 @@ def test_prune_recipe_recommended_end_to_end(test_data, tmp_path):
     keep = np.array(audit["keep"])
     assert keep.sum() == count_for(0.3, len(keep))
     reasons = {r.split("(")[0] for r, k in zip(audit["reason"], keep) if not k}
-    assert reasons == {"drop_label_issues", "top_fraction"}
+    assert reasons == {"drop_label_issues", "coverage"}
     labels = np.array(audit["suggested_label"], dtype=object)  # present: the confident_learning scorer ran
     assert len(labels) == len(keep)
     manifest = json.loads((out / "manifest.json").read_text())

@@ -100,3 +100,17 @@ def test_class_quotas_equal_split_redistributes_what_small_classes_cannot_use():
     # 9 rows over 3 classes: 3 each, but class 0 has 1 row; its 2 go to the others -> 1, 4, 4
     assert class_quotas(np.array([1, 5, 10]), 9, mode="equal").tolist() == [1, 4, 4]
     assert class_quotas(np.array([1, 5, 10]), 16, mode="equal").tolist() == [1, 5, 10]
+
+
+def test_drop_label_issues_floor_drops_only_the_most_suspicious_flagged_rows():
+    flags = np.array([True, True, True, False, True, False, False, False, False, False])
+    quality = np.array([0.3, 0.1, 0.9, 0.5, 0.2, 0.6, 0.7, 0.8, 0.4, 0.05])  # row 9 is unflagged: never dropped
+    scores = {"is_label_issue": flags, "label_quality": quality}
+    everything = np.ones(10, dtype=bool)
+    # no floor: every flagged row goes (4 of 10)
+    assert np.flatnonzero(~make_policy({"policy": "drop_label_issues"}).select(scores, everything)).tolist() == [0, 1, 2, 4]
+    # floor 0.8 of 10 rows: only 2 may go, the two most suspicious flagged ones (quality 0.1, 0.2)
+    floored = make_policy({"policy": "drop_label_issues", "min_keep_total": 0.8}).select(scores, everything)
+    assert np.flatnonzero(~floored).tolist() == [1, 4]
+    # a floor the flags already respect changes nothing
+    assert np.flatnonzero(~make_policy({"policy": "drop_label_issues", "min_keep_total": 0.5}).select(scores, everything)).tolist() == [0, 1, 2, 4]
