@@ -256,6 +256,7 @@ def ray_part(n: int, threads: int, random_state: int, cap_bytes: int, timeout_s:
     runs = []
     try:
         for engine, concurrency in (("local", None), ("ray", 1), ("ray", 2), ("local", None)):  # local twice: first and last
+            shutil.rmtree(work / f".out-{engine}-{concurrency}.work", ignore_errors=True)  # no finished steps reused
             r = run_worker(work, threads, env, engine=engine, concurrency=concurrency, cap_bytes=cap_bytes, timeout_s=timeout_s)
             r["loadavg_after"] = list(os.getloadavg())
             runs.append(r)
