@@ -17,7 +17,10 @@ indices) go there once per input. What a step's batches are made of depends on w
 loaded once; every other step runs as Ray tasks, which reuse Ray's worker processes and keep the
 fitted step deserialised per process. Batches are Arrow tables end to end (`batch_format="pyarrow"`),
 and the checks against the ingest pass (ids, text present where valid) are Arrow kernels. The
-driver collects the score columns by row index. A multi-node cluster needs the cache
+driver collects the score columns by row index.
+
+`write_scores` and `write_pruned` write the run's outputs with `Dataset.write_parquet` (see their
+docstrings for the file names). A multi-node cluster needs the cache
 (`DATAPRUNER_CACHE`), the input and the output folder on shared storage.
 """
 
@@ -27,6 +30,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,7 +39,9 @@ import pyarrow.compute as pc
 
 from datapruner.curation.dataset import Batch, ColumnMap, DatasetView
 from datapruner.errors import ConfigError, InputDataError, require_extra
+from datapruner.curation.outputs import PRUNED_DIR, SCORES_FILE
 from datapruner.io.readers import detect_format, expand_paths
+from datapruner.io.writers import arrow_column
 from datapruner.validation import check_positive_int
 
 if TYPE_CHECKING:
@@ -138,6 +144,43 @@ class RayExecutor:
             rows = table.column(ROW).to_numpy()
             yield rows, {name: _to_numpy(table.column(name)) for name in table.column_names if name != ROW}
 
+    def write_scores(self, folder: Path, table: pa.Table) -> Path:
+        """Write the audit table as `folder/scores.parquet` with Ray Data's writer (one file, one block).
+
+        `folder` is the run's staging folder (`RunFolder.stage`); the name stays `scores.parquet`
+        (`SingleFile` names Ray's one write task's file).
+        """
+        ray = self._init()
+        ray.data.from_arrow(table).write_parquet(str(folder), filename_provider=SingleFile(SCORES_FILE), compression="zstd",
+                                                  min_rows_per_file=max(1, table.num_rows))
+        return Path(folder) / SCORES_FILE
+
+    def write_pruned(self, folder: Path, view: DatasetView, keep: np.ndarray, *, scores: dict[str, np.ndarray] | None,
+                     shard_rows: int) -> int:
+        """Write the kept rows as `folder/pruned/part-NNNNN.parquet` with Ray Data's writer.
+
+        The workers read the input with Ray's readers (as for scoring), keep the rows whose `keep`
+        is true (`keep` and `scores` reach them by object reference), append the `scores` columns
+        when given and write one file per read slice of at most `shard_rows` input rows, named by
+        the write task's index, so the files sorted by name hold the kept rows in input order (a
+        slice with no kept row writes no file: the numbers may have gaps). Returns the rows written.
+        """
+        ray = self._init()
+        schema = view.info.schema
+        if scores:  # the schema `outputs.write_pruned` writes
+            clash = set(scores) & set(schema.names)
+            if clash:
+                raise ConfigError("output.with_scores", True, f"score columns that do not clash with input columns {sorted(clash)}")
+            for name in sorted(scores):
+                schema = schema.append(pa.field(name, arrow_column(scores[name]).type))
+        ds = self._read(ray, view, max(1, math.ceil(view.n_rows / shard_rows)))
+        state = [ray.put(np.asarray(keep, dtype=bool)), ray.put(dict(scores or {}))]
+        kept = ds.map_batches(kept_rows, fn_kwargs={"shared": state, "schema": schema}, batch_size=None, batch_format="pyarrow")
+        directory = Path(folder) / PRUNED_DIR
+        directory.mkdir()
+        kept.write_parquet(str(directory), filename_provider=NumberedParts(), compression="zstd")
+        return int(np.count_nonzero(keep))
+
     def _read(self, ray, view: DatasetView, blocks: int):
         """The input as a Ray Dataset with a ROW column (global row index), read by Ray Data.
 
@@ -190,6 +233,41 @@ def with_row_numbers(block, first_row: int, lo: int, hi: int) -> pa.Table:
 
     part = BlockAccessor.for_block(block).to_arrow().slice(lo, hi - lo)
     return part.append_column(ROW, pa.array(np.arange(first_row, first_row + len(part), dtype=np.int64)))
+
+
+def kept_rows(table: pa.Table, *, shared: list, schema: pa.Schema) -> pa.Table:
+    """Ray task body of `RayExecutor.write_pruned`: the rows of `table` whose keep is true, in the
+    output schema (input columns, then the score columns when asked)."""
+    import ray
+
+    keep, scores = ray.get(shared)
+    rows = table.column(ROW).to_numpy()
+    chosen = rows[keep[rows]]
+    out = table.filter(pa.array(keep[rows])).drop_columns([ROW])
+    for name in sorted(scores):
+        out = out.append_column(name, arrow_column(scores[name][chosen]))
+    return out.select(schema.names).cast(schema)
+
+
+class SingleFile:
+    """Ray `FilenameProvider` for a write of one task: the file is `name`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        """`name` (one task only)."""
+        if task_index:
+            raise RuntimeError(f"{self.name} must be written by one Ray task, task {task_index} came")
+        return self.name
+
+
+class NumberedParts:
+    """Ray `FilenameProvider`: ``part-<task index, 5 digits>.parquet``, like the local writer's shards."""
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        """``part-NNNNN.parquet``."""
+        return f"part-{task_index:05d}.parquet"
 
 
 def _cuts(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
