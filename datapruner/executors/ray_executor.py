@@ -145,15 +145,24 @@ class RayExecutor:
             yield rows, {name: _to_numpy(table.column(name)) for name in table.column_names if name != ROW}
 
     def write_scores(self, folder: Path, table: pa.Table) -> Path:
-        """Write the audit table as `folder/scores.parquet` with Ray Data's writer (one file, one block).
+        """Write the audit table as `folder/scores.parquet` with Ray Data's writer (one block, one file).
 
-        `folder` is the run's staging folder (`RunFolder.stage`); the name stays `scores.parquet`
-        (`SingleFile` names Ray's one write task's file).
+        `folder` is the run's staging folder (`RunFolder.stage`). Ray writes into a folder of its
+        own (`.scores.ray/`, replaced whole: Ray's overwrite mode, the one that allows a fixed file
+        name); its one file is then renamed to `folder/scores.parquet`.
         """
+        import shutil
+
+        from ray.data import SaveMode
+
         ray = self._init()
-        ray.data.from_arrow(table).write_parquet(str(folder), filename_provider=SingleFile(SCORES_FILE), compression="zstd",
-                                                  min_rows_per_file=max(1, table.num_rows))
-        return Path(folder) / SCORES_FILE
+        own = Path(folder) / ".scores.ray"
+        ray.data.from_arrow(table).write_parquet(str(own), filename_provider=SingleFile(SCORES_FILE), compression="zstd",
+                                                  min_rows_per_file=max(1, table.num_rows), mode=SaveMode.OVERWRITE)
+        path = Path(folder) / SCORES_FILE
+        os.replace(own / SCORES_FILE, path)
+        shutil.rmtree(own)
+        return path
 
     def write_pruned(self, folder: Path, view: DatasetView, keep: np.ndarray, *, scores: dict[str, np.ndarray] | None,
                      shard_rows: int) -> int:
@@ -177,8 +186,12 @@ class RayExecutor:
         state = [ray.put(np.asarray(keep, dtype=bool)), ray.put(dict(scores or {}))]
         kept = ds.map_batches(kept_rows, fn_kwargs={"shared": state, "schema": schema}, batch_size=None, batch_format="pyarrow")
         directory = Path(folder) / PRUNED_DIR
-        directory.mkdir()
-        kept.write_parquet(str(directory), filename_provider=NumberedParts(), compression="zstd")
+        if directory.exists():
+            raise FileExistsError(f"{directory} exists; pruned/ is written once into a fresh staging folder")
+        from ray.data import SaveMode  # overwrite: the mode that allows names without Ray's write id (the folder is new)
+
+        kept.write_parquet(str(directory), filename_provider=NumberedParts(), compression="zstd", mode=SaveMode.OVERWRITE)
+        directory.mkdir(exist_ok=True)  # Ray writes no folder when no row is kept
         return int(np.count_nonzero(keep))
 
     def _read(self, ray, view: DatasetView, blocks: int):
