@@ -159,20 +159,24 @@ class RayExecutor:
         own = Path(folder) / ".scores.ray"
         ray.data.from_arrow(table).write_parquet(str(own), filename_provider=SingleFile(SCORES_FILE), compression="zstd",
                                                   min_rows_per_file=max(1, table.num_rows), mode=SaveMode.OVERWRITE)
+        written = sorted(own.glob("*.parquet"))  # Ray appends the file's number in its task: scores-0.parquet
+        if len(written) != 1:
+            raise RuntimeError(f"Ray wrote {len(written)} files for scores.parquet in {own}, not one")
         path = Path(folder) / SCORES_FILE
-        os.replace(own / SCORES_FILE, path)
+        os.replace(written[0], path)
         shutil.rmtree(own)
         return path
 
     def write_pruned(self, folder: Path, view: DatasetView, keep: np.ndarray, *, scores: dict[str, np.ndarray] | None,
                      shard_rows: int) -> int:
-        """Write the kept rows as `folder/pruned/part-NNNNN.parquet` with Ray Data's writer.
+        """Write the kept rows as `folder/pruned/part-NNNNN-0.parquet` with Ray Data's writer.
 
         The workers read the input with Ray's readers (as for scoring), keep the rows whose `keep`
         is true (`keep` and `scores` reach them by object reference), append the `scores` columns
         when given and write one file per read slice of at most `shard_rows` input rows, named by
-        the write task's index, so the files sorted by name hold the kept rows in input order (a
-        slice with no kept row writes no file: the numbers may have gaps). Returns the rows written.
+        the write task's index (Ray appends ``-0``, the file's number within its task), so the files
+        sorted by name hold the kept rows in input order (a slice with no kept row writes no file:
+        the numbers may have gaps). Returns the rows written.
         """
         ray = self._init()
         schema = view.info.schema
@@ -276,10 +280,10 @@ class SingleFile:
 
 
 class NumberedParts:
-    """Ray `FilenameProvider`: ``part-<task index, 5 digits>.parquet``, like the local writer's shards."""
+    """Ray `FilenameProvider`: ``part-<task index, 5 digits>`` (Ray writes ``part-NNNNN-0.parquet``)."""
 
     def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-        """``part-NNNNN.parquet``."""
+        """``part-NNNNN.parquet``, to which Ray adds the file's number in the task (``-0``)."""
         return f"part-{task_index:05d}.parquet"
 
 
