@@ -19,8 +19,9 @@ sizes       `curate` on synthetic short texts whose embeddings are served from a
             SemDeDup is left out: its within-cluster pairwise pass at k = 100 is quadratic in the
             cluster size (10^5 rows per cluster at 10M), which no 10-minute budget covers.
 ray         The 1M-row job of `sizes` on the local engine, then on a local Ray cluster of 2 CPUs
-            with 1 and with 2 actors, each in a fresh subprocess: wall time, ratio to local, and
-            whether the kept ids are identical.
+            with 1 and with 2 workers (`ray.concurrency`), then local again, each in a fresh
+            subprocess (no finished step reused): wall time and stage times, ratio to the faster
+            local run, and whether the kept ids are identical.
 
 Run:  nice .venv/bin/python benchmarks/scale.py --part perplexity|sizes|ray [--quick]
 Writes benchmarks/results/scale.json (quick: scale_quick.json, small sizes).
@@ -256,6 +257,7 @@ def ray_part(n: int, threads: int, random_state: int, cap_bytes: int, timeout_s:
     runs = []
     try:
         for engine, concurrency in (("local", None), ("ray", 1), ("ray", 2), ("local", None)):  # local twice: first and last
+            shutil.rmtree(work / f".out-{engine}-{concurrency}.work", ignore_errors=True)  # no finished steps reused
             r = run_worker(work, threads, env, engine=engine, concurrency=concurrency, cap_bytes=cap_bytes, timeout_s=timeout_s)
             r["loadavg_after"] = list(os.getloadavg())
             runs.append(r)
@@ -314,17 +316,23 @@ def render(parts: dict) -> str:
                           f"**{s['bytes_per_row_beyond_base']:.0f} B** (goal: at most 100 B; peak at 10M at most 3 GiB)."]
     else:
         lines.append("not run (run `benchmarks/scale.py --part sizes`)")
-    lines += ["", "**The same job on the local engine and on Ray** (a local Ray cluster of 2 CPUs on this 2-core machine)", ""]
+    lines += ["", "**The same job on the local engine and on Ray** (a local Ray cluster of 2 CPUs on this 2-core machine; "
+              "runs in turn from one process, each in a fresh subprocess; local first and last)", ""]
     r = parts.get("ray")
     if r:
-        lines += ["| engine | actors | wall (s) | ratio to local | peak RSS of the driver (MiB) | kept |", "|---|---|---|---|---|---|"]
+        lines += ["| engine | workers | wall (s) | ratio to local | text_stats (s) | prototypicality (s) | density (s) | write (s) | "
+                  "load average after | kept |", "|---|---|---|---|---|---|---|---|---|---|"]
         for run in r["runs"]:
             if "wall_s" not in run:
-                lines.append(f"| {run.get('engine')} | {run.get('concurrency') or ''} | not run ({run['not_run']}) | | | |")
+                lines.append(f"| {run.get('engine')} | {run.get('concurrency') or ''} | not run ({run['not_run']}) | | | | | | | |")
                 continue
+            t = run.get("timings_s") or {}
+            stages = " | ".join(f"{t.get(k, float('nan')):.1f}" for k in ("score:text_stats", "score:prototypicality", "score:density", "write"))
             lines.append(f"| {run['engine']} | {run['concurrency'] or ''} | {run['wall_s']:.1f} | {run.get('ratio_to_local', float('nan')):.2f} | "
-                         f"{run['peak_rss_bytes'] / 2**20:.0f} | {run['n_kept']:,} |")
-        lines += ["", f"{r['n_rows']:,} rows; kept ids identical across every run: **{'yes' if r['identical_kept_ids'] else 'NO'}**."]
+                         f"{stages} | {run['loadavg_after'][0]:.1f} | {run['n_kept']:,} |")
+        lines += ["", f"{r['n_rows']:,} rows, {r['threads']} thread(s) per process, load average {r['loadavg_start'][0]:.1f} at the start "
+                      "(other jobs shared the 2 cores); ratio = wall / the faster local run; Ray's start-up (`ray.init`) is outside "
+                      f"the wall time. Kept ids identical across every run: **{'yes' if r['identical_kept_ids'] else 'NO'}**."]
     else:
         lines.append("not run (run `benchmarks/scale.py --part ray`)")
     plot = common.RESULTS / "scale.png"

@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from datapruner.curation.dataset import DatasetView
+from datapruner.curation.outputs import write_pruned, write_scores
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import ConfigError
 
@@ -31,6 +34,13 @@ class Executor(Protocol):
             `step.score_batch`; batches may come in any order, every row exactly once.
         """
 
+    def write_scores(self, folder: Path, table: pa.Table) -> Path:
+        """Write the audit table as `folder/scores.parquet` (`folder`: the run's staging folder)."""
+
+    def write_pruned(self, folder: Path, view: DatasetView, keep: np.ndarray, *, scores: dict[str, np.ndarray] | None,
+                     shard_rows: int) -> int:
+        """Write the kept rows into `folder/pruned/` (shards sorted by name in input order); return their count."""
+
 
 class LocalExecutor:
     """Runs every batch in this process, in input order (joined into windows of
@@ -47,6 +57,14 @@ class LocalExecutor:
             for batch in batch_windows(view.batches(with_embeddings=step.needs_embeddings), step.bucket_rows):
                 yield np.arange(batch.start, batch.start + len(batch)), step.score_batch(batch)
                 bar.advance(len(batch))
+
+    def write_scores(self, folder, table):
+        """See `Executor.write_scores` (`datapruner.curation.outputs.write_scores`)."""
+        return write_scores(folder, table)
+
+    def write_pruned(self, folder, view, keep, *, scores, shard_rows):
+        """See `Executor.write_pruned` (`datapruner.curation.outputs.write_pruned`: the driver streams the input)."""
+        return write_pruned(folder, view.dataset, keep, scores=scores, shard_rows=shard_rows)
 
 
 def make_executor(engine: str, options: dict[str, Any] | None = None) -> Executor:

@@ -1,14 +1,27 @@
 """Run score steps on Ray Data.
 
 The driver fits each step (global state such as k-means centroids, proxies, quantiles) and puts
-it in Ray's object store once (`ray.put`); the input is read by Ray Data's own readers
-(`read_parquet`, `read_json`, `read_csv`, `from_huggingface`) file by file, each row tagged with
-its global row index by zipping the file with an index range; `map_batches` streams the rows
-through an actor pool (a callable class, `ActorPoolStrategy(size=concurrency)`), each actor taking the fitted step
-from the object store and loading its models once; the driver collects the score columns by row
-index. The ingest pass's per-row arrays (ids, validity, class indices) also travel by object
-reference. Embeddings are read by the workers from the on-disk cache, so a multi-node cluster needs
-the cache (`DATAPRUNER_CACHE`), the input and the output folder on shared storage.
+it in Ray's object store once (`ray.put`); the ingest pass's per-row arrays (ids, validity, class
+indices) go there once per input. What a step's batches are made of depends on what it reads:
+
+- A step that reads the rows themselves (`needs` has "text", "lm" or "prompt_response") gets the
+  input as Ray Data's own readers give it (`read_parquet`, `read_json`, `read_csv`,
+  `from_huggingface`), file by file, each row tagged with its global row index by zipping the
+  file with an index range cut into blocks for every worker.
+- A step that reads only the embeddings and its fitted state (prototypicality, density,
+  SemDeDup) gets row-index ranges (`ray.data.range`): the input is not read again, the workers
+  read their rows of the on-disk embedding cache. Its batches carry ids, validity, labels and
+  embeddings, with empty texts and a record batch without columns.
+
+`map_batches` runs model-backed steps (`needs` has "lm") in an actor pool, one model per actor
+loaded once; every other step runs as Ray tasks, which reuse Ray's worker processes and keep the
+fitted step deserialised per process. Batches are Arrow tables end to end (`batch_format="pyarrow"`),
+and the checks against the ingest pass (ids, text present where valid) are Arrow kernels. The
+driver collects the score columns by row index.
+
+`write_scores` and `write_pruned` write the run's outputs with `Dataset.write_parquet` (see their
+docstrings for the file names). A multi-node cluster needs the cache
+(`DATAPRUNER_CACHE`), the input and the output folder on shared storage.
 """
 
 from __future__ import annotations
@@ -17,14 +30,18 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from datapruner.curation.dataset import Batch, ColumnMap, DatasetView
 from datapruner.errors import ConfigError, InputDataError, require_extra
+from datapruner.curation.outputs import PRUNED_DIR, SCORES_FILE
 from datapruner.io.readers import detect_format, expand_paths
+from datapruner.io.writers import arrow_column
 from datapruner.validation import check_positive_int
 
 if TYPE_CHECKING:
@@ -33,6 +50,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROW = "__dp_row"
+READS_ROWS = frozenset({"text", "lm", "prompt_response"})
+"""Step needs for which the executor reads the input rows (else it hands out row-index ranges)."""
+BLOCKS_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -45,7 +65,7 @@ class RowArrays:
 
 
 class RayExecutor:
-    """Ray Data executor: the driver fits, an actor pool scores rows that Ray Data reads.
+    """Ray Data executor: the driver fits, Ray tasks (or an actor pool, for model-backed steps) score.
 
     Parameters (the config's ``ray:`` section)
     ------------------------------------------
@@ -55,9 +75,9 @@ class RayExecutor:
     num_cpus : int, optional
         Size of the local cluster (default: every CPU).
     concurrency : int, optional
-        Actors per step (default: the cluster's CPUs / `threads_per_worker`), spread over the nodes.
+        Tasks or actors running at once per step (default: the cluster's CPUs / `threads_per_worker`).
     threads_per_worker : int, default 1
-        Torch threads in each actor.
+        Torch threads in each task or actor.
     """
 
     name = "ray"
@@ -70,7 +90,7 @@ class RayExecutor:
         self.num_cpus = None if num_cpus is None else check_positive_int("ray.num_cpus", num_cpus)
         self.concurrency = None if concurrency is None else check_positive_int("ray.concurrency", concurrency)
         self.threads_per_worker = check_positive_int("ray.threads_per_worker", threads_per_worker)
-        self._rows_per_file: dict[str, list[tuple[str, int]]] = {}
+        self._row_arrays: dict[str, Any] = {}  # input fingerprint -> object reference of its RowArrays
 
     def _init(self):
         ray = require_extra("ray", "ray")
@@ -85,99 +105,192 @@ class RayExecutor:
             ray.init(**kwargs)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
-        ctx.execution_options.preserve_order = True  # rows are zipped with their index range in order
+        ctx.execution_options.preserve_order = True  # blocks in read order: row numbers are counted along them, written files named by it
         return ray
 
     def map_batches(self, step, view: DatasetView):
-        """Read the input with Ray Data, score it in an actor pool, yield (rows, columns) parts (see `Executor`)."""
+        """Score every row on Ray Data; yield (rows, columns) parts (see `Executor`)."""
         ray = self._init()
         info = view.info
-        ds = self._read(ray, view)
-        # The pool's size is `concurrency`; the actors claim no logical CPU, because Ray Data's own
-        # small tasks (file listing, zipping rows with their index) each need a whole CPU on some
-        # node, and on one-CPU nodes an actor holding part of it would starve them forever.
-        # SPREAD puts the actors on different nodes.
         cpus = float(ray.cluster_resources().get("CPU", 1))
         workers = self.concurrency or max(1, int(cpus) // self.threads_per_worker)
+        reads_rows = bool(step.needs & READS_ROWS)
+        blocks = max(1, min(workers * BLOCKS_PER_WORKER, math.ceil(info.n_rows / view.dataset.batch_size)))
+        ds = self._read(ray, view, blocks) if reads_rows else ray.data.range(info.n_rows, override_num_blocks=blocks).rename_columns({"id": ROW})
         rows_per_call = view.dataset.batch_size
-        if step.bucket_rows:  # a wider window for steps that sort by length, still spread over every actor
+        if step.bucket_rows:  # a wider window for steps that sort by length, still spread over every worker
             rows_per_call = max(rows_per_call, min(step.bucket_rows, math.ceil(info.n_rows / workers)))
-        shared = [ray.put(step), ray.put(RowArrays(ids=info.ids, valid=info.valid, labels=info.labels))]
-        out = ds.map_batches(
-            StepActor,
-            fn_constructor_kwargs={
-                "shared": shared,  # inside a list, so Ray hands the actor the references, not copies
-                "columns": view.dataset.columns,
-                "schema": info.schema,
-                "embedding_file": view.embedding_file() if step.needs_embeddings else None,
-                "threads": self.threads_per_worker,
-            },
-            batch_size=rows_per_call,
-            batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=0,
-            scheduling_strategy="SPREAD",
-        )
+        if info.input_fingerprint not in self._row_arrays:
+            self._row_arrays[info.input_fingerprint] = ray.put(RowArrays(ids=info.ids, valid=info.valid, labels=info.labels))
+        scorer = {
+            "shared": [ray.put(step), self._row_arrays[info.input_fingerprint]],  # in a list: workers get references, not copies
+            "columns": view.dataset.columns,
+            "schema": info.schema,
+            "embedding_file": view.embedding_file() if step.needs_embeddings else None,
+            "threads": self.threads_per_worker,
+            "reads_rows": reads_rows,
+        }
+        if "lm" in step.needs:
+            # One model per actor. The actors claim no logical CPU: Ray Data's own small tasks (file
+            # listing, reading, numbering rows) each need a whole CPU on some node, and on
+            # one-CPU nodes an actor holding part of it would starve them. SPREAD puts the actors
+            # on different nodes.
+            out = ds.map_batches(StepActor, fn_constructor_kwargs=scorer, batch_size=rows_per_call, batch_format="pyarrow",
+                                 compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0, scheduling_strategy="SPREAD")
+        else:
+            out = ds.map_batches(score_task, fn_kwargs=scorer, batch_size=rows_per_call, batch_format="pyarrow",
+                                 concurrency=workers, num_cpus=self.threads_per_worker, zero_copy_batch=True)
         for table in out.iter_batches(batch_format="pyarrow", batch_size=None):
             rows = table.column(ROW).to_numpy()
             yield rows, {name: _to_numpy(table.column(name)) for name in table.column_names if name != ROW}
 
-    def _read(self, ray, view: DatasetView):
+    def write_scores(self, folder: Path, table: pa.Table) -> Path:
+        """Write the audit table as `folder/scores.parquet` with Ray Data's writer (one block, one file).
+
+        `folder` is the run's staging folder (`RunFolder.stage`). Ray writes into a folder of its
+        own (`.scores.ray/`, replaced whole: Ray's overwrite mode, the one that allows a fixed file
+        name); its one file is then renamed to `folder/scores.parquet`.
+        """
+        import shutil
+
+        from ray.data import SaveMode
+
+        ray = self._init()
+        own = Path(folder) / ".scores.ray"
+        ray.data.from_arrow(table).write_parquet(str(own), filename_provider=SingleFile(SCORES_FILE), compression="zstd",
+                                                  min_rows_per_file=max(1, table.num_rows), mode=SaveMode.OVERWRITE)
+        written = sorted(own.glob("*.parquet"))  # Ray appends the file's number in its task: scores-0.parquet
+        if len(written) != 1:
+            raise RuntimeError(f"Ray wrote {len(written)} files for scores.parquet in {own}, not one")
+        path = Path(folder) / SCORES_FILE
+        os.replace(written[0], path)
+        shutil.rmtree(own)
+        return path
+
+    def write_pruned(self, folder: Path, view: DatasetView, keep: np.ndarray, *, scores: dict[str, np.ndarray] | None,
+                     shard_rows: int) -> int:
+        """Write the kept rows as `folder/pruned/part-NNNNN-0.parquet` with Ray Data's writer.
+
+        The workers read the input with Ray's readers (as for scoring), keep the rows whose `keep`
+        is true (`keep` and `scores` reach them by object reference), append the `scores` columns
+        when given and write one file per read slice of at most `shard_rows` input rows, named by
+        the write task's index (Ray appends ``-0``, the file's number within its task), so the files
+        sorted by name hold the kept rows in input order (a slice with no kept row writes no file:
+        the numbers may have gaps). Returns the rows written.
+        """
+        ray = self._init()
+        schema = view.info.schema
+        if scores:  # the schema `outputs.write_pruned` writes
+            clash = set(scores) & set(schema.names)
+            if clash:
+                raise ConfigError("output.with_scores", True, f"score columns that do not clash with input columns {sorted(clash)}")
+            for name in sorted(scores):
+                schema = schema.append(pa.field(name, arrow_column(scores[name]).type))
+        ds = self._read(ray, view, max(1, math.ceil(view.n_rows / shard_rows)))
+        state = [ray.put(np.asarray(keep, dtype=bool)), ray.put(dict(scores or {}))]
+        kept = ds.map_batches(kept_rows, fn_kwargs={"shared": state, "schema": schema}, batch_size=None, batch_format="pyarrow")
+        directory = Path(folder) / PRUNED_DIR
+        if directory.exists():
+            raise FileExistsError(f"{directory} exists; pruned/ is written once into a fresh staging folder")
+        from ray.data import SaveMode  # overwrite: the mode that allows names without Ray's write id (the folder is new)
+
+        kept.write_parquet(str(directory), filename_provider=NumberedParts(), compression="zstd", mode=SaveMode.OVERWRITE)
+        directory.mkdir(exist_ok=True)  # Ray writes no folder when no row is kept
+        return int(np.count_nonzero(keep))
+
+    def _read(self, ray, view: DatasetView, blocks: int):
         """The input as a Ray Dataset with a ROW column (global row index), read by Ray Data.
 
-        Ray's readers do not keep the order of several files, so each file is read on its own and
-        zipped with its index range (rows inside one file keep their order), then the files are
-        unioned.
+        Ray's readers do not keep the order of several files, so each file is read on its own; the
+        read is materialised in the object store (it is read once per step), and, walking its
+        blocks in order, a small task per slice adds the slice's global row numbers (zero-copy
+        from the object store; the slices spread the rows over the workers).
         """
         dataset = view.dataset
         fmt = dataset.format if dataset.format != "auto" else detect_format(dataset.path)
         if fmt == "hf_disk":
             from datasets import load_from_disk
 
-            parts = [(ray.data.from_huggingface(load_from_disk(dataset.path)), view.n_rows)]
+            files = [ray.data.from_huggingface(load_from_disk(dataset.path))]
         else:
-            parts = [(self._read_file(ray, fmt, path, dataset.columns), n) for path, n in self._file_rows(view, fmt)]
-        total = sum(n for _, n in parts)
-        if total != view.n_rows:
-            raise InputDataError(f"the input changed while the run was going: {total} rows now, {view.n_rows} at ingest")
-        datasets, offset = [], 0
-        for ds, n in parts:
-            index = ray.data.from_arrow(pa.table({ROW: np.arange(offset, offset + n, dtype=np.int64)}))
-            datasets.append(ds.zip(index))
-            offset += n
-        return datasets[0] if len(datasets) == 1 else datasets[0].union(*datasets[1:])
+            files = [self._read_file(ray, fmt, str(path), dataset.columns) for path in expand_paths(dataset.path)]
+        target = max(1, math.ceil(view.n_rows / blocks))
+        tag = ray.remote(with_row_numbers)  # one CPU, Ray's default: reads given num_cpus=0 ran about 4x slower on a 2-core machine
+        tagged, offset = [], 0
+        for ds in files:
+            for bundle in ds.materialize().iter_internal_ref_bundles():
+                for block, meta in zip(bundle.block_refs, bundle.metadata):
+                    for lo, hi in _cuts(0, meta.num_rows, math.ceil(meta.num_rows / target)):
+                        tagged.append(tag.remote(block, offset + lo, lo, hi))
+                    offset += meta.num_rows
+        if offset != view.n_rows:
+            raise InputDataError(f"the input changed while the run was going: {offset} rows now, {view.n_rows} at ingest")
+        return ray.data.from_arrow_refs(tagged)
 
     @staticmethod
     def _read_file(ray, fmt: str, path: str, columns: ColumnMap):
         if fmt == "parquet":
-            return ray.data.read_parquet(path, num_cpus=0, file_extensions=None)
+            return ray.data.read_parquet(path, file_extensions=None)
         if fmt == "jsonl":
-            return ray.data.read_json(path, lines=True, num_cpus=0, file_extensions=None)
+            return ray.data.read_json(path, lines=True, file_extensions=None)
         import pyarrow.csv as pacsv
 
         strings = {c: pa.string() for role, c in columns.used().items() if role in ("text", "prompt", "response", "id")}
         return ray.data.read_csv(
-            path, num_cpus=0, file_extensions=None,
+            path, file_extensions=None,
             parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types=strings),
         )
 
-    def _file_rows(self, view: DatasetView, fmt: str) -> list[tuple[str, int]]:
-        """(file, rows) of every input file in ingest order (Parquet: from the footer; else one counting pass)."""
-        key = view.info.input_fingerprint
-        if key not in self._rows_per_file:
-            files = [str(p) for p in expand_paths(view.dataset.path)]
-            if fmt == "parquet":
-                import pyarrow.parquet as pq
 
-                counts = [(f, pq.ParquetFile(f).metadata.num_rows) for f in files]
-            else:
-                seen: dict[str, int] = {}
-                for sb in view.dataset.source_batches():
-                    seen[sb.source] = seen.get(sb.source, 0) + sb.batch.num_rows
-                counts = list(seen.items())
-            self._rows_per_file[key] = counts
-        return self._rows_per_file[key]
+def with_row_numbers(block, first_row: int, lo: int, hi: int) -> pa.Table:
+    """Rows [lo, hi) of a read block (Arrow, or pandas from Ray's JSON reader) as an Arrow table with
+    the ROW column (global row numbers from `first_row`)."""
+    from ray.data.block import BlockAccessor
+
+    part = BlockAccessor.for_block(block).to_arrow().slice(lo, hi - lo)
+    return part.append_column(ROW, pa.array(np.arange(first_row, first_row + len(part), dtype=np.int64)))
+
+
+def kept_rows(table: pa.Table, *, shared: list, schema: pa.Schema) -> pa.Table:
+    """Ray task body of `RayExecutor.write_pruned`: the rows of `table` whose keep is true, in the
+    output schema (input columns, then the score columns when asked)."""
+    import ray
+
+    keep, scores = ray.get(shared)
+    rows = table.column(ROW).to_numpy()
+    chosen = rows[keep[rows]]
+    out = table.filter(pa.array(keep[rows])).drop_columns([ROW])
+    for name in sorted(scores):
+        out = out.append_column(name, arrow_column(scores[name][chosen]))
+    return out.select(schema.names).cast(schema)
+
+
+class SingleFile:
+    """Ray `FilenameProvider` for a write of one task: the file is `name`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        """`name` (one task only)."""
+        if task_index:
+            raise RuntimeError(f"{self.name} must be written by one Ray task, task {task_index} came")
+        return self.name
+
+
+class NumberedParts:
+    """Ray `FilenameProvider`: ``part-<task index, 5 digits>`` (Ray writes ``part-NNNNN-0.parquet``)."""
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        """``part-NNNNN.parquet``, to which Ray adds the file's number in the task (``-0``)."""
+        return f"part-{task_index:05d}.parquet"
+
+
+def _cuts(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
+    """[lo, hi) cut into at most `parts` non-empty consecutive ranges."""
+    edges = np.unique(np.linspace(lo, hi, max(1, min(parts, hi - lo)) + 1).astype(np.int64))
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist())) or [(lo, hi)]
 
 
 def _to_numpy(col: pa.ChunkedArray) -> np.ndarray:
@@ -186,23 +299,28 @@ def _to_numpy(col: pa.ChunkedArray) -> np.ndarray:
     return col.to_numpy()
 
 
-def _strings(table: pa.Table, name: str) -> list[str | None]:
-    return table.column(name).cast(pa.string()).to_pylist()
+def _strings(table: pa.Table, name: str) -> pa.Array:
+    return table.column(name).cast(pa.string()).combine_chunks()
 
 
 class StepActor:
-    """One Ray actor of the pool: takes the fitted step from the object store once, then turns each
-    Ray batch of input rows back into `Batch`es and scores them.
+    """Scores Ray batches with one fitted step; an actor of the pool (model-backed steps) or, cached
+    per worker process, the body of `score_task`.
+
+    Takes the fitted step and the ingest arrays from the object store once, then turns each Ray
+    batch back into `Batch`es and scores them.
 
     Parameters
     ----------
     shared : [step reference, `RowArrays` reference]
     columns : the input's column mapping. schema : the input schema the steps expect.
     embedding_file : the embedding-cache entry to open (steps that need embeddings), else None.
-    threads : torch threads in this actor.
+    threads : torch threads in this process.
+    reads_rows : whether batches hold the input rows (else only the ROW column).
     """
 
-    def __init__(self, shared: list, columns: ColumnMap, schema: pa.Schema, embedding_file: "EmbeddingFile | None", threads: int):
+    def __init__(self, shared: list, columns: ColumnMap, schema: pa.Schema, embedding_file: "EmbeddingFile | None", threads: int,
+                 reads_rows: bool = True):
         import sys
 
         import ray
@@ -213,6 +331,7 @@ class StepActor:
             sys.modules["torch"].set_num_threads(threads)
         self.columns = columns
         self.schema = schema
+        self.reads_rows = reads_rows
         self.embeddings = embedding_file.open() if embedding_file is not None else None
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -224,27 +343,33 @@ class StepActor:
         parts = [self._score_run(table.slice(lo, hi - lo)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
         return pa.concat_tables(parts) if parts else pa.table({ROW: pa.array([], pa.int64())})
 
-    def _texts(self, table: pa.Table):
-        """(texts, prompts, responses) as the local reader maps them (``ColumnMap`` roles)."""
+    def _texts(self, table: pa.Table) -> tuple[pa.Array, pa.Array | None, pa.Array | None]:
+        """(texts, prompts, responses) as the local reader maps them (``ColumnMap`` roles); nulls kept."""
         cols = self.columns
         if cols.prompt and cols.response:
             prompts, responses = _strings(table, cols.prompt), _strings(table, cols.response)
             if cols.text and cols.text in table.column_names:
                 texts = _strings(table, cols.text)
             else:
-                texts = [None if p is None or r is None else f"{p}\n{r}" for p, r in zip(prompts, responses)]
-            return texts, [p or "" for p in prompts], [r or "" for r in responses]
+                texts = pc.binary_join_element_wise(prompts, responses, "\n")  # null when either is null
+            return texts, prompts, responses
         return _strings(table, cols.text), None, None
 
     def _score_run(self, table: pa.Table) -> pa.Table:
         rows = table.column(ROW).to_numpy()
         lo, n = int(rows[0]), len(rows)
         ids = self.rows.ids.slice(lo, n)
-        if self.columns.id and not ids.equals(table.column(self.columns.id).cast(pa.string()).combine_chunks()):
+        valid = self.rows.valid[lo : lo + n]
+        labels = None if self.rows.labels is None else self.rows.labels[lo : lo + n]
+        embeddings = None if self.embeddings is None else np.asarray(self.embeddings[lo : lo + n], dtype=np.float32)
+        if not self.reads_rows:
+            batch = Batch(start=lo, ids=ids.to_pylist(), texts=[""] * n, valid=valid, labels=labels,
+                          record_batch=pa.RecordBatch.from_pydict({}), embeddings=embeddings)
+            return self._scored(rows, batch)
+        if self.columns.id and not ids.equals(_strings(table, self.columns.id)):
             raise RuntimeError(f"Ray Data returned rows {lo}..{lo + n - 1} out of input order (their ids differ from the ingest pass)")
         texts, prompts, responses = self._texts(table)
-        valid = self.rows.valid[lo : lo + n]
-        if any(v and not t for v, t in zip(valid, texts)):
+        if pc.any(pc.and_(pa.array(valid), pc.fill_null(pc.equal(pc.utf8_length(texts), 0), True))).as_py():
             raise RuntimeError(f"Ray Data returned rows {lo}..{lo + n - 1} out of input order (a valid row has no text)")
         raw = table.select([name for name in self.schema.names if name in table.column_names]).combine_chunks()
         try:
@@ -254,17 +379,33 @@ class StepActor:
         batch = Batch(
             start=lo,
             ids=ids.to_pylist(),
-            texts=[t or "" for t in texts],
+            texts=pc.fill_null(texts, "").to_pylist(),
             valid=valid,
-            labels=None if self.rows.labels is None else self.rows.labels[lo : lo + n],
+            labels=labels,
             record_batch=raw.to_batches()[0] if raw.num_rows else pa.RecordBatch.from_pylist([], schema=raw.schema),
-            prompts=prompts,
-            responses=responses,
-            embeddings=None if self.embeddings is None else np.asarray(self.embeddings[lo : lo + n], dtype=np.float32),
+            prompts=None if prompts is None else pc.fill_null(prompts, "").to_pylist(),
+            responses=None if responses is None else pc.fill_null(responses, "").to_pylist(),
+            embeddings=embeddings,
         )
+        return self._scored(rows, batch)
+
+    def _scored(self, rows: np.ndarray, batch: Batch) -> pa.Table:
         out = {ROW: pa.array(rows)}
         for name, values in self.step.score_batch(batch).items():
             values = np.asarray(values)
             out[name] = pa.array(values.tolist() if values.dtype == object else values)
         return pa.table(out)
 
+
+_SCORERS: dict[str, StepActor] = {}
+"""The `StepActor` of the step a worker process scored last, by the step's object id (tasks reuse it)."""
+
+
+def score_task(table: pa.Table, *, shared: list, **kwargs) -> pa.Table:
+    """Ray task body for steps without a model: the fitted step is taken from the object store once
+    per worker process (not once per batch), then `StepActor` scores the batch."""
+    key = shared[0].hex()
+    if key not in _SCORERS:
+        _SCORERS.clear()  # one step at a time: drop the previous step's state
+        _SCORERS[key] = StepActor(shared, **kwargs)
+    return _SCORERS[key](table)

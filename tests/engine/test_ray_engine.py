@@ -224,3 +224,44 @@ def test_el2n_and_confident_learning_match_local(tmp_path, sst2_rows, two_node_c
     _assert_same_table(a, b)
     assert a.num_rows == 120 and np.isfinite(a.column("el2n").to_numpy()).all()
     assert _kept_ids(a) == _kept_ids(b)
+
+
+def _read_folder(folder: Path) -> pa.Table:
+    """`pruned/` as one table: its shards sorted by file name (the order the output checks read)."""
+    return pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("*.parquet"))])
+
+
+def test_ray_writers_give_the_local_outputs(tmp_path, sst2_rows, two_node_cluster):
+    """Ray's `write_parquet` writes `scores.parquet` and `pruned/` (score columns appended) from a
+    folder of three files; the output checks read them back and the content equals the local writer's."""
+    from datapruner.curation.dataset import ColumnMap, Dataset, DatasetView
+    from datapruner.curation.output_checks import check_scores_file
+    from datapruner.curation.outputs import check_pruned, scores_table
+    from datapruner.executors import LocalExecutor
+    from datapruner.executors.ray_executor import RayExecutor
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, (lo, hi) in {"a": (0, 50), "b": (50, 57), "c": (57, 120)}.items():
+        pq.write_table(pa.Table.from_pylist(sst2_rows[lo:hi]), folder / f"{name}.parquet")
+    dataset = Dataset(folder, columns=ColumnMap(text="sentence", label="label"), batch_size=16)
+    info = dataset.ingest()
+    view = DatasetView(dataset=dataset, info=info, random_state=0, work_dir=tmp_path / "work", embedder_name="", lm_name="")
+    rng = np.random.default_rng(0)
+    keep = rng.random(info.n_rows) < 0.4
+    keep[50:57] = False  # a whole file dropped: its slice writes no shard
+    scores = {"n_chars": np.array([len(r["sentence"]) for r in sst2_rows[:120]]), "score": rng.random(info.n_rows)}
+    table = scores_table(info.ids, scores, keep=keep, reason=np.where(keep, "kept", "dropped:test").astype(object))
+    written = {}
+    for executor in (LocalExecutor(), RayExecutor(address=two_node_cluster["address"])):
+        staging = tmp_path / executor.name
+        staging.mkdir()
+        executor.write_scores(staging, table)
+        assert executor.write_pruned(staging, view, keep, scores=scores, shard_rows=20) == keep.sum()
+        assert check_scores_file(staging, info.ids, selected=True)["kept"] == keep.sum()
+        check_pruned(staging, dataset)
+        written[executor.name] = (pq.read_table(staging / "scores.parquet"), _read_folder(staging / "pruned"))
+    (local_scores, local_pruned), (ray_scores, ray_pruned) = written["local"], written["ray"]
+    assert ray_scores.equals(local_scores)
+    assert ray_pruned.num_rows == keep.sum() and ray_pruned.equals(local_pruned)
+    assert ray_pruned.column_names == ["sentence", "label", "n_chars", "score"]
