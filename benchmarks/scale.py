@@ -336,6 +336,8 @@ def render(parts: dict) -> str:
             if "not_run" in r:
                 polled = r.get("max_rss_polled_bytes") or 0
                 seen = f"; RSS polled up to {polled / 2**20:.0f} MiB" if polled else ""
+                if r.get("loadavg_after"):
+                    seen += f"; load average {r['loadavg_after'][0]:.0f} on 2 cores"
                 lines.append(f"| {r['n_rows']:,} | not run ({r['not_run']}{seen}) | | | | | | |")
                 continue
             t = r.get("timings_s") or {}
