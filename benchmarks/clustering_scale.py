@@ -53,25 +53,25 @@ def _thread_env(threads: int) -> dict[str, str]:
     return env
 
 
-def generate(path: Path, n: int, *, random_state: int, chunk: int = 65_536) -> dict:
-    """Write (n, 384) float16 clustered unit vectors to `path`; the last 1 % rows are near-copies of earlier rows."""
+def generate(path: Path, n: int, *, random_state: int, chunk: int = 65_536, dim: int = DIM) -> dict:
+    """Write (n, dim) float16 clustered unit vectors to `path`; the last 1 % rows are near-copies of earlier rows."""
     rng = np.random.default_rng(random_state)
     n_centers = max(2, int(round(np.sqrt(n))))
-    centers = rng.standard_normal((n_centers, DIM)).astype(np.float32)
+    centers = rng.standard_normal((n_centers, dim)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     spread = rng.uniform(0.6, 1.4, n_centers).astype(np.float32)  # clusters of different density
     n_dup = int(n * DUP_FRACTION)
     n_base = n - n_dup
-    out = np.memmap(path, dtype=np.float16, mode="w+", shape=(n, DIM))
+    out = np.memmap(path, dtype=np.float16, mode="w+", shape=(n, dim))
     for s in range(0, n_base, chunk):
         e = min(n_base, s + chunk)
         c = rng.integers(0, n_centers, e - s)
-        x = centers[c] + rng.standard_normal((e - s, DIM)).astype(np.float32) * (0.06 * spread[c])[:, None]
+        x = centers[c] + rng.standard_normal((e - s, dim)).astype(np.float32) * (0.06 * spread[c])[:, None]
         out[s:e] = x / np.linalg.norm(x, axis=1, keepdims=True)
     sources = np.sort(rng.choice(n_base, n_dup, replace=False))
     for s in range(0, n_dup, chunk):
         src = sources[s : s + chunk]
-        x = np.asarray(out[src], dtype=np.float32) + rng.standard_normal((len(src), DIM)).astype(np.float32) * 0.002
+        x = np.asarray(out[src], dtype=np.float32) + rng.standard_normal((len(src), dim)).astype(np.float32) * 0.002
         out[n_base + s : n_base + s + len(src)] = x / np.linalg.norm(x, axis=1, keepdims=True)
     out.flush()
     np.save(path.with_suffix(".sources.npy"), sources)

@@ -44,8 +44,8 @@ WORDS = ("data model train prune score cluster token text label embed vector bat
          "signal fast slow small large clean dirty river stone cloud paper green blue red table").split()
 
 
-def prepare(n: int, work: Path, random_state: int) -> dict:
-    import pyarrow as pa
+def prepare(n: int, work: Path, random_state: int, dim: int = 384) -> dict:
+    """Write the N-row Parquet input (reused when a complete one is there) and its cache entry of `dim`-d vectors."""
     import pyarrow.parquet as pq
 
     from clustering_scale import generate
@@ -55,6 +55,21 @@ def prepare(n: int, work: Path, random_state: int) -> dict:
 
     rng = np.random.default_rng(random_state)
     path = work / "data.parquet"
+    if not (path.exists() and pq.ParquetFile(path).metadata.num_rows == n):
+        write_texts(path, n, rng)
+    info = Dataset(path, format="parquet", columns=ColumnMap(text="text", id="id"), batch_size=65_536).ingest()
+    gen: dict = {}
+    entry = store_embeddings(Embedder().model_id, info.text_fingerprint,
+                             lambda tmp: gen.update(generate(tmp, n, random_state=random_state, dim=dim)), n_rows=n, dim=dim)
+    return {"parquet_bytes": path.stat().st_size, "embedding_cache_bytes": entry.path.stat().st_size, "dim": dim, **gen}
+
+
+def write_texts(path: Path, n: int, rng) -> None:
+    """N seeded short texts (id, text) as Parquet, written under a temporary name and renamed when complete."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp")
     writer = None
     words = np.array(WORDS)
     for s in range(0, n, 100_000):
@@ -63,14 +78,10 @@ def prepare(n: int, work: Path, random_state: int) -> dict:
         picks = rng.integers(0, len(words), (e - s, 12))
         texts = [f"row {i}: " + " ".join(words[picks[j, : lens[j]]]) for j, i in enumerate(range(s, e))]
         table = pa.table({"id": [f"r{i}" for i in range(s, e)], "text": texts})
-        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer = writer or pq.ParquetWriter(tmp, table.schema)
         writer.write_table(table)
     writer.close()
-    info = Dataset(path, format="parquet", columns=ColumnMap(text="text", id="id"), batch_size=65_536).ingest()
-    gen: dict = {}
-    entry = store_embeddings(Embedder().model_id, info.text_fingerprint, lambda tmp: gen.update(generate(tmp, n, random_state=random_state)),
-                             n_rows=n, dim=384)
-    return {"parquet_bytes": path.stat().st_size, "embedding_cache_bytes": entry.path.stat().st_size, **gen}
+    tmp.replace(path)
 
 
 def worker(n: int, work: Path, threads: int) -> dict:
@@ -129,12 +140,13 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--random-state", type=int, default=0)
     ap.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--dim", type=int, default=384, help=argparse.SUPPRESS)
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     threads = common.set_threads(args.threads)
     if args.prepare:
-        print(json.dumps(prepare(args.prepare, args.work, args.random_state)))
+        print(json.dumps(prepare(args.prepare, args.work, args.random_state, args.dim)))
         return
     if args.worker:
         import faiss

@@ -32,6 +32,7 @@ from datapruner.config.sections import read_yaml
 from datapruner.curation.dataset import ID_COLUMN, Dataset, DatasetView
 from datapruner.curation.output_checks import check_scores_file
 from datapruner.curation.outputs import check_pruned, scores_table, write_pruned, write_scores
+from datapruner.curation.score_columns import ScoreColumns, ScoresFileColumns
 from datapruner.curation.run_folder import MANIFEST, RunFolder, files_under, kill_point, work_dir_of
 from datapruner.curation.step_store import StepStore
 from datapruner.curation.steps import ScoreStep
@@ -58,8 +59,9 @@ class RunResult:
         Rows in, rows kept.
     dropped_by_reason : dict of str to int
         Rows dropped, by `reason`.
-    scores : dict of str to (N,) array
-        Every score column (and the policies' audit columns), in input row order.
+    scores : mapping of str to (N,) array
+        Every score column (and the policies' audit columns), in input row order, read column by
+        column from `scores.parquet` when asked for (so the columns are not held in memory).
     keep : (N,) bool
         The decision for each row.
     reason : (N,) object
@@ -72,7 +74,7 @@ class RunResult:
     n_rows: int
     n_kept: int
     dropped_by_reason: dict[str, int]
-    scores: dict[str, np.ndarray] = field(repr=False)
+    scores: Mapping[str, np.ndarray] = field(repr=False)
     keep: np.ndarray = field(repr=False)
     reason: np.ndarray = field(repr=False)
     manifest: dict[str, Any] = field(repr=False)
@@ -113,7 +115,8 @@ class ScoredDataset:
     Attributes
     ----------
     dataset : the input, re-streamable.
-    view : the dataset view holding every score column in `view.scores`.
+    view : the dataset view holding every score column in `view.scores` (a `ScoreColumns`: on disk
+        under the run's work folder, read column by column).
     steps : the fitted score steps, in config order.
     timings : seconds per phase (ingest, embed, score:<step>).
     reused : the steps whose columns were read back from the work folder (`resume=True`).
@@ -160,6 +163,7 @@ def score_dataset(cfg: RunConfig, *, resume: bool = False) -> ScoredDataset:
     view = DatasetView(
         dataset=dataset, info=info, random_state=cfg.random_state, work_dir=work_dir_of(out_dir),
         embedder_name=cfg.models.embedder, lm_name=cfg.models.lm, lm_max_length=cfg.models.lm_max_length,
+        scores=ScoreColumns(work_dir_of(out_dir) / "columns"),
     )
     _check_needs(steps, view)
     store = _step_store(cfg, view) if resume else None
@@ -261,11 +265,13 @@ def run_curation(cfg: RunConfig) -> RunResult:
             write_html_report(staging, manifest=manifest, scores=view.scores, keep=keep, examples=example_rows(dataset, reason))
             manifest["files"] = files_under(staging)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        view.scores.remove()
     out_dir = folder.out_dir
     log.info("kept %d of %d rows; outputs in %s", counts["kept"], info.n_rows, out_dir)
     return RunResult(
         out_dir=out_dir, n_rows=info.n_rows, n_kept=counts["kept"], dropped_by_reason=counts["dropped_by_reason"],
-        scores=view.scores, keep=keep, reason=reason, manifest=manifest,
+        scores=ScoresFileColumns(out_dir / "scores.parquet", exclude=CONTROL_COLUMNS), keep=keep, reason=reason,
+        manifest=manifest,
     )
 
 
@@ -303,7 +309,8 @@ def _check_needs(steps, view: DatasetView) -> None:
 def _collect(parts, n_rows: int, step_name: str) -> dict[str, np.ndarray]:
     """Assemble (row indices, columns) parts into full columns; every row must be scored exactly once."""
     columns: dict[str, np.ndarray] = {}
-    times_seen = np.zeros(n_rows, dtype=np.int64)
+    seen = np.zeros(n_rows, dtype=bool)
+    twice = 0
     for rows, cols in parts:
         rows = np.asarray(rows, dtype=np.int64)
         for name, values in cols.items():
@@ -314,9 +321,10 @@ def _collect(parts, n_rows: int, step_name: str) -> dict[str, np.ndarray]:
                 dtype = object if values.dtype.kind in "OUS" else values.dtype
                 columns[name] = np.full(n_rows, None if dtype == object else 0, dtype=dtype)
             columns[name][rows] = values
-        times_seen[rows] += 1
-    if columns and not np.all(times_seen == 1):
-        raise RuntimeError(f"scorer {step_name}: {int((times_seen != 1).sum())} rows were not scored exactly once")
+        twice += int(seen[rows].sum()) + len(rows) - len(np.unique(rows))
+        seen[rows] = True
+    if columns and (twice or not seen.all()):
+        raise RuntimeError(f"scorer {step_name}: {twice + int((~seen).sum())} rows were not scored exactly once")
     return columns
 
 
@@ -447,4 +455,5 @@ def score(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | None
             manifest = _manifest(cfg, view, counts, scored.timings, {}, resume=_resume_entry(scored), folder=folder, staging=staging)
             manifest["mode"] = "score"
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        view.scores.remove()
     return folder.out_dir / "scores.parquet"

@@ -75,9 +75,11 @@ def test_pruning_curve_quick():
 
 def test_throughput_quick():
     d = _result("throughput", _run("throughput.py"))
-    assert d["n_rows"] == 500
-    assert d["floor"]["rows_per_s"] > 0 and d["pipeline"]["rows_per_s"] > 0
-    assert 0.0 < d["ratio_pipeline_over_floor"] < 1.5
+    assert [r["dataset"] for r in d["runs"]] == ["sst2 train", "banking77 train"]  # both in one run
+    for r in d["runs"]:
+        assert r["n_rows"] == 500
+        assert r["floor"]["rows_per_s"] > 0 and r["pipeline"]["rows_per_s"] > 0
+        assert 0.0 < r["ratio_pipeline_over_floor"] < 1.5
 
 
 def test_memory_quick():

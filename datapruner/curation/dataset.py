@@ -10,7 +10,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, MutableMapping
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +21,7 @@ from datapruner.io.readers import FORMATS, SourceBatch, read_batches
 from datapruner.validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
-    from datapruner.curation.embedding_cache import EmbeddingFile
+    from datapruner.curation.embedding_cache import EmbeddingFile, EmbeddingRows
     from datapruner.models import CausalLM, Embedder
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ class Dataset:
         from datapruner.progress import progress_bar
 
         ids: list[pa.Array] = []
-        valid, reasons, raw_labels = [], [], []
+        codes: list[np.ndarray] = []  # per batch: 0 = valid, else 1 + index into INVALID_REASONS
+        raw_labels = []
         text_hash, input_hash = hashlib.sha256(), hashlib.sha256()
         schema, sources, n = None, [], 0
         with progress_bar("reading input") as bar:
@@ -142,13 +143,14 @@ class Dataset:
                 texts, _, _ = self._texts(rb)
                 batch_ids = self._ids(rb, sb)
                 ids.append(batch_ids)
-                for t in texts:
-                    r = "null_text" if t is None else ("empty_text" if not t.strip() else "")
-                    reasons.append(r)
-                    valid.append(r == "")
+                code = np.zeros(len(texts), dtype=np.int8)
+                for j, t in enumerate(texts):
+                    if t is None or not t.strip():
+                        code[j] = 1 if t is None else 2
                     data = (t or "").encode("utf-8", "surrogatepass")
                     text_hash.update(len(data).to_bytes(8, "little"))
                     text_hash.update(data)
+                codes.append(code)
                 for i in batch_ids.to_pylist():
                     input_hash.update(i.encode("utf-8", "surrogatepass") + b"\0")
                 if self.columns.label:
@@ -163,18 +165,19 @@ class Dataset:
             input_hash.update(labels.tobytes())
         input_hash.update(text_hash.digest())
         id_array = pa.concat_arrays([a.cast(pa.string()) for a in ids])
-        if pc.count_distinct(id_array).as_py() != n:
-            counts = pc.value_counts(id_array)
-            dup = next(v["values"] for v in counts.to_pylist() if v["counts"] > 1)
+        del ids
+        dup = first_duplicate(id_array)
+        if dup is not None:
             raise InputDataError(
                 f"id column {self.columns.id!r} has duplicate values (e.g. {dup!r}); ids must be unique, "
                 f"or unset input.columns.id to use file:row ids"
             )
+        code = np.concatenate(codes)
         self._ingest = IngestResult(
             n_rows=n,
             ids=id_array,
-            valid=np.array(valid, dtype=bool),
-            invalid_reason=np.array(reasons, dtype=object),
+            valid=code == 0,
+            invalid_reason=np.array(("", *INVALID_REASONS), dtype=object)[code],
             labels=labels,
             label_names=names,
             schema=schema,
@@ -229,6 +232,21 @@ class Dataset:
                 embeddings=None if embeddings is None else np.asarray(embeddings[start : start + n], dtype=np.float32),
             )
             start += n
+
+
+def first_duplicate(values: pa.Array) -> str | None:
+    """A value of the string array `values` that occurs more than once, or None.
+
+    Sort-based (the sorted order's indices and the sorted copy, about 20 bytes per row, for a
+    moment), which is faster and smaller than a hash table of every distinct id.
+    """
+    if len(values) < 2:
+        return None
+    ordered = values.take(pc.sort_indices(values))
+    same = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+    if not pc.any(same).as_py():
+        return None
+    return ordered[int(np.flatnonzero(same.to_numpy(zero_copy_only=False))[0])].as_py()
 
 
 def _string_column(rb: pa.RecordBatch, name: str, role: str) -> list[str | None]:
@@ -301,8 +319,10 @@ class DatasetView:
 
     Attributes
     ----------
-    scores : dict of str to (N,) array
-        The columns of the steps that already ran.
+    scores : mapping of str to (N,) array
+        The columns of the steps that already ran (a dict, or in a pipeline run a
+        `datapruner.curation.score_columns.ScoreColumns` that keeps them on disk; read a column
+        with `scores[name]`, store one with `scores[name] = values`).
     fitted : dict
         State fitted once per run and shared by its steps (e.g. one proxy classifier used by el2n,
         confident_learning and eu_quadrants). It lives and dies with the view, so two runs never
@@ -316,9 +336,9 @@ class DatasetView:
     embedder_name: str
     lm_name: str
     lm_max_length: int = 512
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    scores: MutableMapping[str, np.ndarray] = field(default_factory=dict)
     fitted: dict[Any, Any] = field(default_factory=dict)
-    _embeddings: np.ndarray | None = None
+    _embeddings: "EmbeddingRows | None" = None
 
     @property
     def n_rows(self) -> int:
@@ -360,8 +380,8 @@ class DatasetView:
 
         return cached_embedding_file(self.dataset, self.embedder)
 
-    def embeddings(self) -> np.ndarray:
-        """(N, d) float16 memory map of L2-normalised embeddings (zero rows where text is invalid)."""
+    def embeddings(self) -> "EmbeddingRows":
+        """(N, d) float16 L2-normalised embeddings, read from the cache file on demand (zero rows where text is invalid)."""
         if self._embeddings is None:
             self._embeddings = self.embedding_file().open()
         return self._embeddings

@@ -61,35 +61,48 @@ def _fail(folder: Path, what: str) -> None:
     )
 
 
+CHECK_BATCH_ROWS = 1 << 18  # rows of scores.parquet read back at once
+
+
 def check_scores_file(folder: Path, ids: pa.Array, *, selected: bool) -> dict:
     """Check `folder/scores.parquet` against the ingested `ids`; return counts read from the file.
+
+    The file is read back in batches of `CHECK_BATCH_ROWS` rows. Its ids must equal the ingested
+    ids row for row (which ingest checked are unique, so the file holds each id exactly once).
 
     Returns
     -------
     dict with rows_in, kept, dropped and dropped_by_reason (when `selected`).
     """
     folder = Path(folder)
-    table = pq.read_table(folder / "scores.parquet", columns=["id", "reason"] + (["keep"] if selected else []))
-    n = table.num_rows
+    file = pq.ParquetFile(folder / "scores.parquet")
+    n = file.metadata.num_rows
     if n != len(ids):
         _fail(folder, f"scores.parquet has {n} rows; {len(ids)} rows were read from the input")
-    on_disk = table.column("id").combine_chunks()
-    if pc.count_distinct(on_disk).as_py() != n or pc.count(on_disk).as_py() != n:
-        _fail(folder, "scores.parquet holds an id more than once (or a null id)")
-    if not on_disk.cast(pa.string()).equals(ids.cast(pa.string())):
-        first = int(np.flatnonzero(~pc.equal(on_disk, ids).to_numpy(zero_copy_only=False))[0])
-        _fail(folder, f"scores.parquet row {first} has id {on_disk[first].as_py()!r}, the input {ids[first].as_py()!r}")
+    n_kept, by_reason, start = 0, {}, 0
+    for batch in file.iter_batches(batch_size=CHECK_BATCH_ROWS, columns=["id", "reason"] + (["keep"] if selected else [])):
+        on_disk = batch.column("id")
+        if on_disk.null_count:
+            _fail(folder, "scores.parquet holds a null id")
+        expected = ids.slice(start, len(on_disk)).cast(pa.string())
+        if not on_disk.cast(pa.string()).equals(expected):
+            first = start + int(np.flatnonzero(~pc.fill_null(pc.equal(on_disk.cast(pa.string()), expected), False).to_numpy(zero_copy_only=False))[0])
+            _fail(folder, f"scores.parquet row {first} has id {on_disk[first - start].as_py()!r}, the input {ids[first].as_py()!r}")
+        start += len(on_disk)
+        if not selected:
+            continue
+        keep = batch.column("keep")
+        if keep.null_count:
+            _fail(folder, "scores.parquet has null values in keep")
+        reason = batch.column("reason")
+        if not pc.fill_null(pc.equal(reason, KEPT), False).equals(keep):
+            _fail(folder, "scores.parquet has keep and reason that disagree (reason must be 'kept' exactly where keep is true)")
+        n_kept += int(pc.sum(keep).as_py() or 0)
+        dropped = pc.filter(reason, pc.invert(keep))
+        for v in pc.value_counts(dropped).to_pylist() if len(dropped) else []:
+            by_reason[v["values"]] = by_reason.get(v["values"], 0) + int(v["counts"])
     if not selected:
         return {"rows_in": n}
-    keep = table.column("keep").combine_chunks()
-    if keep.null_count:
-        _fail(folder, "scores.parquet has null values in keep")
-    is_kept = pc.equal(table.column("reason").combine_chunks(), KEPT)
-    if not pc.fill_null(is_kept, False).equals(keep):
-        _fail(folder, "scores.parquet has keep and reason that disagree (reason must be 'kept' exactly where keep is true)")
-    n_kept = int(pc.sum(keep).as_py() or 0)
-    dropped = pc.filter(table.column("reason"), pc.invert(keep))
-    by_reason = {v["values"]: int(v["counts"]) for v in pc.value_counts(dropped).to_pylist()} if len(dropped) else {}
     if any(r is None or r == "" for r in by_reason):
         _fail(folder, "scores.parquet has dropped rows without a reason")
     if n_kept + sum(by_reason.values()) != n:
@@ -120,8 +133,7 @@ def check_pruned_folder(folder: Path, *, key_column: str, key_is_id: bool, input
     input_batches : iterable of the input's record batches, in input order (when not `key_is_id`).
     """
     folder = Path(folder)
-    scores = pq.read_table(folder / "scores.parquet", columns=["id", "keep"])
-    keep = scores.column("keep").to_numpy()
+    keep = pq.read_table(folder / "scores.parquet", columns=["keep"]).column("keep").to_numpy()
     n_kept = int(keep.sum())
     shards = sorted((folder / "pruned").glob("*.parquet"))
     n_pruned = sum(pq.ParquetFile(p).metadata.num_rows for p in shards)
@@ -129,10 +141,12 @@ def check_pruned_folder(folder: Path, *, key_column: str, key_is_id: bool, input
         _fail(folder, f"pruned/ holds {n_pruned} rows; scores.parquet keeps {n_kept}")
     written = ColumnDigest()
     for p in shards:
-        written.update(pq.read_table(p, columns=[key_column]).column(key_column))
+        for batch in pq.ParquetFile(p).iter_batches(batch_size=CHECK_BATCH_ROWS, columns=[key_column]):
+            written.update(batch.column(key_column))
     if key_is_id:
         expected = ColumnDigest()
-        expected.update(pc.filter(scores.column("id"), pa.array(keep)))
+        for batch in pq.ParquetFile(folder / "scores.parquet").iter_batches(batch_size=CHECK_BATCH_ROWS, columns=["id", "keep"]):
+            expected.update(pc.filter(batch.column("id"), batch.column("keep")))
     else:
         expected = _kept_values(input_batches, key_column, keep)
     if written.hexdigest() != expected.hexdigest():

@@ -10,6 +10,7 @@ its own. A sentence-transformers folder the user names runs on torch.
 from __future__ import annotations
 
 import logging
+from typing import Iterator
 
 import numpy as np
 
@@ -120,18 +121,33 @@ class Embedder:
     def max_length(self) -> int:
         return int(self.model.max_seq_length)
 
-    def token_lengths(self, texts: list[str]) -> np.ndarray:
+    def token_lengths(self, texts: list[str], *, chunk: int = 65_536) -> np.ndarray:
+        """(len(texts),) int32 token counts (special tokens included, truncated at `max_length`)."""
         tok = self.model.tokenizer
-        ids = tok(texts, add_special_tokens=True, truncation=True, max_length=self.max_length)["input_ids"]
-        return np.array([len(x) for x in ids], dtype=np.int64)
+        out = np.empty(len(texts), dtype=np.int32)
+        for s in range(0, len(texts), chunk):  # token ids of one chunk at a time, only their lengths kept
+            ids = tok(texts[s : s + chunk], add_special_tokens=True, truncation=True, max_length=self.max_length)["input_ids"]
+            out[s : s + len(ids)] = [len(x) for x in ids]
+        return out
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed `texts` -> (len(texts), dim) float32, rows L2-normalised, input order kept."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for idx, vecs in self.embed_groups(texts):
+            out[idx] = vecs
+        return out
+
+    def embed_groups(self, texts: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Embed `texts` in token-budget batches of similar length, yielding each batch as it is done.
+
+        All of `texts` are sorted by token length once (longest first), then cut by
+        `token_budget_groups`, so a caller that passes a whole dataset (or a large window of it)
+        gets length buckets over all of it. Yields (positions in `texts`, (n, dim) float32 rows).
+        """
         if len(texts) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return
         lengths = self.token_lengths(texts)
         order = np.argsort(-lengths, kind="stable")
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
         for group in token_budget_groups(lengths[order], self.max_tokens_per_batch):
             idx = order[group]
             batch = [texts[i] for i in idx]
@@ -140,8 +156,7 @@ class Embedder:
                                          normalize_embeddings=True, show_progress_bar=False)
             else:
                 vecs = self.model.encode(batch)
-            out[idx] = vecs.astype(np.float32, copy=False)
-        return out
+            yield idx, vecs.astype(np.float32, copy=False)
 
 
 def _load_sentence_transformer(name: str):
