@@ -31,13 +31,13 @@ from datapruner.config import RunConfig, config_from_dict, load_config
 from datapruner.config.sections import read_yaml
 from datapruner.curation.dataset import ID_COLUMN, Dataset, DatasetView
 from datapruner.curation.output_checks import check_scores_file
-from datapruner.curation.outputs import check_pruned, scores_table, write_pruned, write_scores
+from datapruner.curation.outputs import check_pruned, scores_table
 from datapruner.curation.score_columns import ScoreColumns, ScoresFileColumns
 from datapruner.curation.run_folder import MANIFEST, RunFolder, files_under, kill_point, work_dir_of
 from datapruner.curation.step_store import StepStore
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import ConfigError, InputDataError
-from datapruner.executors import make_executor
+from datapruner.executors import Executor, make_executor
 from datapruner.io.writers import check_output_location
 from datapruner.registry import get_scorer, make_scorer
 from datapruner.selection import SelectionContext, apply_policies, make_policy
@@ -119,6 +119,7 @@ class ScoredDataset:
         under the run's work folder, read column by column).
     steps : the fitted score steps, in config order.
     timings : seconds per phase (ingest, embed, score:<step>).
+    executor : the engine that scored (it also writes the outputs: Ray's writers on ``engine: ray``).
     reused : the steps whose columns were read back from the work folder (`resume=True`).
     """
 
@@ -126,6 +127,7 @@ class ScoredDataset:
     view: DatasetView
     steps: list[ScoreStep]
     timings: dict[str, float]
+    executor: Executor
     reused: list[str] = field(default_factory=list)
 
 
@@ -193,7 +195,7 @@ def score_dataset(cfg: RunConfig, *, resume: bool = False) -> ScoredDataset:
             kill_point(f"step:{step.name}")
         view.scores.update(columns)
         timings[f"score:{step.name}"] = time.perf_counter() - t
-    return ScoredDataset(dataset=dataset, view=view, steps=steps, timings=timings, reused=reused)
+    return ScoredDataset(dataset=dataset, view=view, steps=steps, timings=timings, executor=executor, reused=reused)
 
 
 def _has_report(step: ScoreStep) -> bool:
@@ -245,10 +247,10 @@ def run_curation(cfg: RunConfig) -> RunResult:
                                       on_invalid=cfg.on_invalid, context=SelectionContext.from_view(view))
         with folder.stage() as staging:
             t = time.perf_counter()
-            write_scores(staging, scores_table(info.ids, view.scores, keep=keep, reason=reason))
+            scored.executor.write_scores(staging, scores_table(info.ids, view.scores, keep=keep, reason=reason))
             kill_point("write:scores")
-            write_pruned(staging, dataset, keep, scores=view.scores if cfg.output.with_scores else None,
-                         shard_rows=cfg.output.shard_rows)
+            scored.executor.write_pruned(staging, view, keep, scores=view.scores if cfg.output.with_scores else None,
+                                         shard_rows=cfg.output.shard_rows)
             kill_point("write:pruned")
             counts = check_scores_file(staging, info.ids, selected=True)  # from the files on disk
             check_pruned(staging, dataset)
@@ -448,7 +450,7 @@ def score(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | None
         info = view.info
         reason = np.where(info.valid, "scored", np.char.add("invalid:", info.invalid_reason.astype(str))).astype(object)
         with folder.stage() as staging:
-            write_scores(staging, scores_table(info.ids, view.scores, keep=None, reason=reason))
+            scored.executor.write_scores(staging, scores_table(info.ids, view.scores, keep=None, reason=reason))
             kill_point("write:scores")
             counts = check_scores_file(staging, info.ids, selected=False)
             scored.timings["total"] = time.perf_counter() - started

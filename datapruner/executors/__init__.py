@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 import numpy as np
-import pyarrow as pa
 
 from datapruner.curation.dataset import DatasetView
-from datapruner.curation.outputs import write_pruned, write_scores
+from datapruner.curation.outputs import AuditTable, write_pruned, write_scores
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import ConfigError
 
@@ -34,7 +33,7 @@ class Executor(Protocol):
             `step.score_batch`; batches may come in any order, every row exactly once.
         """
 
-    def write_scores(self, folder: Path, table: pa.Table) -> Path:
+    def write_scores(self, folder: Path, table: AuditTable) -> Path:
         """Write the audit table as `folder/scores.parquet` (`folder`: the run's staging folder)."""
 
     def write_pruned(self, folder: Path, view: DatasetView, keep: np.ndarray, *, scores: dict[str, np.ndarray] | None,

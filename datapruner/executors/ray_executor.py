@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from datapruner.curation.dataset import Batch, ColumnMap, DatasetView
 from datapruner.errors import ConfigError, InputDataError, require_extra
-from datapruner.curation.outputs import PRUNED_DIR, SCORES_FILE
+from datapruner.curation.outputs import PRUNED_DIR, SCORES_FILE, AuditTable
 from datapruner.io.readers import detect_format, expand_paths
 from datapruner.io.writers import arrow_column
 from datapruner.validation import check_positive_int
@@ -144,8 +144,11 @@ class RayExecutor:
             rows = table.column(ROW).to_numpy()
             yield rows, {name: _to_numpy(table.column(name)) for name in table.column_names if name != ROW}
 
-    def write_scores(self, folder: Path, table: pa.Table) -> Path:
-        """Write the audit table as `folder/scores.parquet` with Ray Data's writer (one block, one file).
+    def write_scores(self, folder: Path, table: AuditTable) -> Path:
+        """Write the audit table as `folder/scores.parquet` with Ray Data's writer (one file).
+
+        The table's record batches become Ray blocks in the driver (the audit columns live there);
+        Ray's writer joins them into the one file.
 
         `folder` is the run's staging folder (`RunFolder.stage`). Ray writes into a folder of its
         own (`.scores.ray/`, replaced whole: Ray's overwrite mode, the one that allows a fixed file
@@ -157,7 +160,8 @@ class RayExecutor:
 
         ray = self._init()
         own = Path(folder) / ".scores.ray"
-        ray.data.from_arrow(table).write_parquet(str(own), filename_provider=SingleFile(SCORES_FILE), compression="zstd",
+        blocks = [pa.Table.from_batches([batch]) for batch in table.batches()] or [table.schema.empty_table()]
+        ray.data.from_arrow(blocks).write_parquet(str(own), filename_provider=SingleFile(SCORES_FILE), compression="zstd",
                                                   min_rows_per_file=max(1, table.num_rows), mode=SaveMode.OVERWRITE)
         written = sorted(own.glob("*.parquet"))  # Ray appends the file's number in its task: scores-0.parquet
         if len(written) != 1:
