@@ -44,6 +44,34 @@ def compression() -> str:
     return md + "\n\n_" + "; ".join(src) + "_"
 
 
+def compression_speed() -> str:
+    """The speed levers of the default method (docs/compression.md, docs/encoders.md): per dataset,
+    each fused variant's latency over one fp32 PyTorch encoder pass, measured in one process."""
+    path = RESULTS / "compression.json"
+    d = _read(path)
+    levers = (d or {}).get("speed_levers")
+    if not levers:
+        return f"not run ({_rel(path)} has no speed_levers; run benchmarks/compression.py)"
+    lines = ["| dataset | variant | latency / encoder pass (4x, n) | mean latency (s) | encoder pass (s) | "
+             "answer recall 4x | answer recall 8x | units encoded 4x / 8x / 16x |", "|---|---|---|---|---|---|---|---|"]
+    for ds, row in levers.items():
+        for m, x in row.items():
+            enc = x.get("units_encoded_fraction", {})
+            enc_s = " / ".join(f"{enc[r]:.2f}" for r in ("4", "8", "16") if r in enc) or "all"
+            rec = [f"{x['recall'][r]:.2f}" if x["recall"].get(r) is not None else "not run" for r in ("4", "8")]
+            if x.get("latency_ratio") is None:
+                lat = ["not run (no timed pair)"] * 3
+            else:
+                lat = [f"{x['latency_ratio']:.2f} (n={x['n']})", f"{x['latency_s_mean']:.3f}", f"{x['encoder_pass_latency_s_mean']:.3f}"]
+            lines.append(f"| {ds} | {m} | {' | '.join(lat)} | {rec[0]} | {rec[1]} | {enc_s} |")
+    load = d.get("settings", {}).get("load_average_at_start")
+    lines += ["", f"Goal: latency / encoder pass <= 0.5. {d.get('threads', 1)} torch thread(s); load average {load} at the "
+              f"start of the run (a shared 2-core machine: the ratios compare methods run in turn on the same "
+              f"questions in one process; absolute seconds are noisy). Source: `{_rel(path)}` "
+              f"(`{d.get('command')}`, finished {d.get('finished_utc')})."]
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------ docs/seqlabel.md
 
 
@@ -217,6 +245,7 @@ def perplexity_speed() -> str:
 
 RENDERERS = {
     "compression": compression,
+    "compression-speed": compression_speed,
     "pruner-weights": pruner_weights,
     "pruner-run": pruner_run,
     "pruner-heldout": pruner_heldout,

@@ -19,11 +19,10 @@ import numpy as np
 
 from datapruner.compression.embedding import embed_items
 from datapruner.compression.method import CompressionMethod, check_model_name
-from datapruner.compression.selection import UnitSelection
+from datapruner.compression.selection import UnitSelection, select_in_order
 from datapruner.models import shared_embedder
 from datapruner.scorers.fusion import (LearnedFusion, bundled_weights_path, lexical_features, mmr_order,
                                        request_features, rrf)
-from datapruner.scorers.mig import fill_in_order
 from datapruner.validation import check_choice, check_number
 
 FUSIONS = ("rrf", "learned")
@@ -97,8 +96,6 @@ class FusedMethod(CompressionMethod):
             passage_scores = np.full(len(it.passages), np.nan)
             for p in np.unique(it.passage):
                 passage_scores[p] = float(scores[it.passage == p].max())
-            order = mmr_order(scores, e, redundancy=self.redundancy, available=mask)
-            forced = fill_in_order(it.weights, [i for i in order if it.forced[i]], it.cap, np.zeros(it.n_units, bool))
-            keep = fill_in_order(it.weights, order, it.cap - int(it.weights[forced].sum()), forced)
+            keep = select_in_order(it, mmr_order(scores, e, redundancy=self.redundancy, available=mask))
             out.append(UnitSelection(scores, passage_scores, keep))
         return out

@@ -2,7 +2,7 @@
 
 Units and queries are embedded with a sentence embedder (the bundled MiniLM by default; each
 distinct text of a batch once, never truncated). Budget mode: coarse group shares, then greedy
-MMR inside groups (:func:`~datapruner.scorers.mig.select_mig`); groups are the passages, or
+MMR inside groups (:func:`~datapruner.scorers.mig.mig_order`, filled with exact token costs); groups are the passages, or
 windows of ``group_size`` units when there is a single passage. Threshold mode: greedy MMR while
 the best MMR score is at least the threshold.
 """
@@ -15,8 +15,8 @@ from datapruner.compression.budget import select_forced
 from datapruner.compression.embedding import embed_items
 from datapruner.models import shared_embedder
 from datapruner.compression.method import CompressionMethod, check_model_name
-from datapruner.compression.selection import UnitSelection
-from datapruner.scorers.mig import mig_scores, select_mig
+from datapruner.compression.selection import TokenLedger, UnitSelection, fill_in_order, score_order
+from datapruner.scorers.mig import mig_order, mig_scores, select_mig
 from datapruner.validation import check_number, check_positive_int
 
 
@@ -56,9 +56,16 @@ class MigMethod(CompressionMethod):
             passage_scores = np.array([float(_normed(e[it.passage == p].mean(axis=0)) @ q)
                                        if (it.passage == p).any() else float("nan")
                                        for p in range(len(it.passages))])
-            pre, left = select_forced(it.weights, scores, it.forced, it.cap)
-            keep = select_mig(e, q, it.weights, self.groups(it), capacity=left, threshold=it.threshold,
-                              preselected=pre, alpha=self.alpha, beta=self.beta, temperature=self.temperature)
+            if it.cap is None:
+                pre, _ = select_forced(it.weights, scores, it.forced, None)
+                keep = select_mig(e, q, it.weights, self.groups(it), capacity=None, threshold=it.threshold,
+                                  preselected=pre, alpha=self.alpha, beta=self.beta)
+            else:  # forced units first, then the budget-free MIG order, each while it fits (exact costs)
+                ledger = TokenLedger(it, it.cap)
+                pre = fill_in_order(ledger, [i for i in score_order(scores) if it.forced[i]])
+                order = mig_order(e, q, it.weights, self.groups(it), pre, alpha=self.alpha, beta=self.beta,
+                                  temperature=self.temperature) if it.n_units else []
+                keep = fill_in_order(ledger, order)
             out.append(UnitSelection(scores, passage_scores, keep))
         return out
 

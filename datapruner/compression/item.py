@@ -18,6 +18,7 @@ from datapruner.compression.units import code_units, force_keep_mask, split_long
 from datapruner.errors import InputDataError
 
 PASSAGE_JOIN = "\n\n"
+AFTER_SEPARATOR, AFTER_JOIN, AT_START = 0, 1, 2  # the columns of CompressionItem.forms
 CONTENTS = ("text", "code")
 
 
@@ -35,6 +36,10 @@ class CompressionItem:
     spans : ``n`` character spans ``(start, end)`` into the unit's passage.
     texts : the ``n`` unit texts, ``passages[passage[i]][start:end]``.
     weights : (n,) int, the most tokens a unit can cost in the output (:func:`unit_weights`).
+    forms : (n, 3) int, a unit's exact tokens in each place it can take in prose output: after
+        the separator of its passage (column :data:`AFTER_SEPARATOR`), after a passage join
+        (:data:`AFTER_JOIN`) and at the start (:data:`AT_START`); their sum over the kept units is
+        the rendered count (:class:`datapruner.compression.selection.TokenLedger`).
     chunk : (n,) int, chunk id: the passage for prose; a function, method, class header or
         module block for code (ids are unique across the item's passages).
     structural : (n,) bool, a code signature or top-level ``return`` (kept whenever its chunk
@@ -56,6 +61,7 @@ class CompressionItem:
     spans: list[tuple[int, int]]
     texts: list[str]
     weights: np.ndarray
+    forms: np.ndarray
     chunk: np.ndarray
     structural: np.ndarray
     parent: np.ndarray
@@ -118,14 +124,24 @@ def prose_units(text: str, counter: TokenCounter, max_tokens: int) -> list[tuple
     return spans
 
 
-def unit_weights(counter: TokenCounter, texts: list[str], sep: str) -> np.ndarray:
-    """(n,) tokens each unit may cost in the output: the most of the unit after its separator,
-    after a passage join and at the start of the output. Summed over kept units this bounds the
-    rendered count, so a selection that fits by weights fits after rendering and the final cap
-    check drops nothing (a per-budget drop there made larger budgets keep less, issue 10); the
-    engine's fill then spends the tokens this bound leaves over, counted exactly."""
-    forms = [counter.count_many([prefix + t for t in texts]) for prefix in (sep, PASSAGE_JOIN, "")]
-    return np.max(np.array(forms, dtype=np.int64), axis=0) if texts else np.zeros(0, dtype=np.int64)
+def unit_forms(counter: TokenCounter, texts: list[str], sep: str) -> np.ndarray:
+    """(n, 3) tokens of each unit after `sep`, after a passage join and at the start of the output
+    (columns :data:`AFTER_SEPARATOR`, :data:`AFTER_JOIN`, :data:`AT_START`).
+
+    The separators are whitespace and a unit starts and ends with non-whitespace, so the
+    tokenizer's pre-tokenisation splits the rendered text at every join: the rendered count of
+    prose is the sum of each kept unit's form for its place, exactly (issue 10: counting the joins
+    exactly is what makes a larger budget never return less text)."""
+    if not texts:
+        return np.zeros((0, 3), dtype=np.int64)
+    return np.array([counter.count_many([prefix + t for t in texts]) for prefix in (sep, PASSAGE_JOIN, "")],
+                    dtype=np.int64).T
+
+
+def unit_weights(forms: np.ndarray) -> np.ndarray:
+    """(n,) the most tokens each unit may cost in the output, whatever its place: an upper bound
+    that methods choosing sets by weight (knapsacks, code) sum; the final cap check re-counts."""
+    return forms.max(axis=1) if len(forms) else np.zeros(0, dtype=np.int64)
 
 
 def build_item(
@@ -178,10 +194,11 @@ def build_item(
     sep = "\n" if content == "code" else " "
     tokens_before = counter.count(PASSAGE_JOIN.join(passages))
     cap = resolve_budget(tokens_before, target_tokens=target_tokens, rate=rate)
+    forms = unit_forms(counter, texts, sep)
     return CompressionItem(
         query=query, passages=passages, content=content, language=language,
         passage=np.array(pidx, dtype=np.int64), spans=spans, texts=texts,
-        weights=unit_weights(counter, texts, sep),
+        weights=unit_weights(forms), forms=forms,
         chunk=np.array(chunk, dtype=np.int64), structural=np.array(structural, dtype=bool),
         parent=np.array(parent, dtype=np.int64), indents=indents,
         forced=np.array(force_keep_mask(texts, force_keep or []), dtype=bool),

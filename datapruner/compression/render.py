@@ -15,7 +15,7 @@ import numpy as np
 from datapruner.compression.budget import TokenCounter, enforce_cap
 from datapruner.compression.item import PASSAGE_JOIN, CompressionItem
 from datapruner.compression.result import CompressionResult, KeptUnit
-from datapruner.compression.selection import UnitSelection
+from datapruner.compression.selection import TokenLedger, UnitSelection, fill_in_order, score_order
 from datapruner.compression.units import comment_prefix
 
 REORDERS = (None, "relevance")
@@ -108,38 +108,44 @@ def render(item: CompressionItem, kept: list[int], passage_order: list[int]) -> 
     return PASSAGE_JOIN.join(parts)
 
 
-# A unit's weight is counted with its separator; rendered alone after a passage join or at the
-# start of the output it can cost a few tokens more or less. Units up to this much heavier than
-# the tokens left are still tried by the fill (each try is re-counted exactly).
-FILL_SLACK_TOKENS = 4
+# Code: a unit's weight bounds its cost, but elision markers change with the gaps. Units up to
+# this much heavier than the tokens left are still tried by the code fill (each try re-counted).
+CODE_FILL_SLACK_TOKENS = 4
 
 
 def fill_rendered(item: CompressionItem, kept: list[int], text: str, tokens: int, scores: np.ndarray,
                   passage_order: list[int], counter: TokenCounter) -> tuple[list[int], str, int]:
     """Use the budget left after the final cap: visit the units not kept by decreasing score (ties:
     earlier unit first) and add each one whose addition (with its code structure) keeps the
-    re-counted rendered text within ``item.cap``.
+    rendered text within ``item.cap``.
 
     This is where "fill what is left with the best remaining units that fit" lives for every
-    method, and it repairs what the cap check dropped when joins cost more than the unit weights
-    said (e.g. two passages' units that fit by weight but not with the blank line between them).
+    method. Prose costs are exact (:class:`~datapruner.compression.selection.TokenLedger`, joins
+    included), so nothing is rendered per try; code is rendered and re-counted per try.
 
     Returns
     -------
     (kept ids in output order, text, tokens) with ``tokens <= item.cap``.
     """
     cap = int(item.cap)
-    s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
     rank = {p: r for r, p in enumerate(passage_order)}
     have = np.zeros(item.n_units, dtype=bool)
     have[kept] = True
-    for i in np.lexsort((np.arange(item.n_units), -s)):
-        if have[i] or item.weights[i] > cap - tokens + FILL_SLACK_TOKENS:
+    order = score_order(scores)
+    if item.content != "code":
+        ledger = TokenLedger(item, cap, have, passage_order)
+        ledger.left = cap - tokens  # the re-counted text is the reference
+        keep = fill_in_order(ledger, order)
+        if keep.sum() == have.sum():
+            return kept, text, tokens
+        ids = sorted(np.flatnonzero(keep).tolist(), key=lambda j: (rank[int(item.passage[j])], j))
+        new_text = render(item, ids, passage_order)
+        new_tokens = counter.count(new_text)
+        return (ids, new_text, new_tokens) if new_tokens <= cap else (kept, text, tokens)
+    for i in order:
+        if have[i] or item.weights[i] > cap - tokens + CODE_FILL_SLACK_TOKENS:
             continue
-        trial = have.copy()
-        trial[i] = True
-        if item.content == "code":
-            trial = close_code(item, trial)
+        trial = close_code(item, have | (np.arange(item.n_units) == i))
         ids = sorted(np.flatnonzero(trial).tolist(), key=lambda j: (rank[int(item.passage[j])], j))
         new_text = render(item, ids, passage_order)
         new_tokens = counter.count(new_text)

@@ -64,3 +64,36 @@ def test_enforce_cap_drops_lowest_value_until_the_joined_text_fits():
 
 
 # The hard cap over generated inputs, for every method: tests/compress/test_method_conformance.py
+
+
+LEDGER_PASSAGES = ["Dr. Who paid 3.5 EUR for the cat. The dog barked! é中文😀 text? Nobody knows why.",
+                   "", "In 1999 the cat was sold in Paris.\n\n1. item\nIt rained.", "lorem ipsum dolor sit amet " * 40]
+
+
+@pytest.mark.parametrize("passage_order", [None, [3, 2, 1, 0]])
+def test_token_ledger_total_is_the_rendered_count_unit_by_unit(passage_order):
+    """Adding units one at a time in a random order, the ledger's running total equals the
+    tokens of the rendered text after every step (the separators a unit adds, or moves, included)."""
+    from datapruner.compression.item import build_item
+    from datapruner.compression.render import render
+    from datapruner.compression.selection import TokenLedger
+
+    counter = TokenCounter()
+    item = build_item("Who paid?", LEDGER_PASSAGES, counter=counter, rate=1.0, max_unit_tokens=16)
+    order = passage_order or list(range(len(item.passages)))
+    for seed in range(3):
+        ledger = TokenLedger(item, 10_000, passage_order=passage_order)
+        for i in np.random.default_rng(seed).permutation(item.n_units):
+            assert ledger.take(int(i))
+            kept = sorted(np.flatnonzero(ledger.keep), key=lambda j: (order.index(int(item.passage[j])), j))
+            assert ledger.total == counter.count(render(item, [int(j) for j in kept], order))
+        assert ledger.left == 10_000 - ledger.total
+
+
+def test_token_ledger_refuses_a_unit_that_does_not_fit():
+    from datapruner.compression.item import build_item
+    from datapruner.compression.selection import TokenLedger
+
+    item = build_item("Who paid?", LEDGER_PASSAGES[:1], counter=TokenCounter(), rate=1.0)
+    ledger = TokenLedger(item, int(item.forms[0].min()) - 1)
+    assert not ledger.take(0) and ledger.total == 0 and not ledger.keep.any()

@@ -11,7 +11,6 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -145,21 +144,16 @@ def test_a_larger_budget_never_returns_less_text(method):
 
 
 FAST = [m for m in compression_method_names() if m not in SLOW]
-# Selection is monotone in unit weights; the rendered count can come out a few tokens under the
-# weights (a join the weight bound over-counted), so across neighbouring budgets the rendered
-# tokens may dip by at most this much (main dropped by up to 19 tokens, or to nothing).
-RENDER_SLACK = 4
 
 
 @pytest.mark.parametrize("method", FAST)
 def test_kept_tokens_grow_with_every_budget_on_real_passages(method, xquad_cases):
-    """Every budget from 1 to 120 tokens on a real request: the kept tokens never fall below the
-    most kept at a smaller budget by more than the rendering slack."""
+    """Every budget from 1 to 120 tokens on a real two-passage request: the rendered tokens at
+    budget b + 1 are at least those at b (exact: the joins are counted during selection)."""
     compressor = Compressor(method)
     for case in xquad_cases(1, n_distractors=1):
         kept = [compressor.compress(case.question, case.passages, target_tokens=b).tokens_after for b in range(1, 121)]
-        best = np.maximum.accumulate(kept)
-        drops = [(b + 2, best[b], kept[b + 1]) for b in range(len(kept) - 1) if kept[b + 1] < best[b] - RENDER_SLACK]
+        drops = [(b + 2, kept[b], kept[b + 1]) for b in range(len(kept) - 1) if kept[b + 1] < kept[b]]
         assert not drops, drops
 
 
