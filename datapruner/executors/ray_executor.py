@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from datapruner.curation.dataset import Batch, ColumnMap, DatasetView
 from datapruner.errors import ConfigError, InputDataError, require_extra
-from datapruner.curation.outputs import PRUNED_DIR, SCORES_FILE, AuditTable
+from datapruner.curation.outputs import PRUNED_DIR, AuditTable, write_scores
 from datapruner.io.readers import detect_format, expand_paths
 from datapruner.io.writers import arrow_column
 from datapruner.validation import check_positive_int
@@ -145,31 +145,13 @@ class RayExecutor:
             yield rows, {name: _to_numpy(table.column(name)) for name in table.column_names if name != ROW}
 
     def write_scores(self, folder: Path, table: AuditTable) -> Path:
-        """Write the audit table as `folder/scores.parquet` with Ray Data's writer (one file).
+        """Write the audit table as `folder/scores.parquet` with the streaming local writer.
 
-        The table's record batches become Ray blocks in the driver (the audit columns live there);
-        Ray's writer joins them into the one file.
-
-        `folder` is the run's staging folder (`RunFolder.stage`). Ray writes into a folder of its
-        own (`.scores.ray/`, replaced whole: Ray's overwrite mode, the one that allows a fixed file
-        name); its one file is then renamed to `folder/scores.parquet`.
+        The audit columns live in the driver, and the file is one ordered file: Ray's writer would
+        only ship the columns to a worker and back. (Written through Ray as one block, Ray's writer
+        reordered the rows of a 1M-row table, which the output check caught.)
         """
-        import shutil
-
-        from ray.data import SaveMode
-
-        ray = self._init()
-        own = Path(folder) / ".scores.ray"
-        blocks = [pa.Table.from_batches([batch]) for batch in table.batches()] or [table.schema.empty_table()]
-        ray.data.from_arrow(blocks).write_parquet(str(own), filename_provider=SingleFile(SCORES_FILE), compression="zstd",
-                                                  min_rows_per_file=max(1, table.num_rows), mode=SaveMode.OVERWRITE)
-        written = sorted(own.glob("*.parquet"))  # Ray appends the file's number in its task: scores-0.parquet
-        if len(written) != 1:
-            raise RuntimeError(f"Ray wrote {len(written)} files for scores.parquet in {own}, not one")
-        path = Path(folder) / SCORES_FILE
-        os.replace(written[0], path)
-        shutil.rmtree(own)
-        return path
+        return write_scores(folder, table)
 
     def write_pruned(self, folder: Path, view: DatasetView, keep: np.ndarray, *, scores: dict[str, np.ndarray] | None,
                      shard_rows: int) -> int:
@@ -268,19 +250,6 @@ def kept_rows(table: pa.Table, *, shared: list, schema: pa.Schema) -> pa.Table:
     for name in sorted(scores):
         out = out.append_column(name, arrow_column(scores[name][chosen]))
     return out.select(schema.names).cast(schema)
-
-
-class SingleFile:
-    """Ray `FilenameProvider` for a write of one task: the file is `name`."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-        """`name` (one task only)."""
-        if task_index:
-            raise RuntimeError(f"{self.name} must be written by one Ray task, task {task_index} came")
-        return self.name
 
 
 class NumberedParts:
