@@ -232,8 +232,9 @@ def _read_folder(folder: Path) -> pa.Table:
 
 
 def test_ray_writers_give_the_local_outputs(tmp_path, sst2_rows, two_node_cluster):
-    """Ray's `write_parquet` writes `scores.parquet` and `pruned/` (score columns appended) from a
-    folder of three files; the output checks read them back and the content equals the local writer's."""
+    """Ray's `write_parquet` writes `pruned/` (score columns appended) from a folder of three files;
+    the output checks read it back and its content equals the local writer's. (`scores.parquet` is
+    written by the same streaming writer on both engines, so only the checks read it here.)"""
     from datapruner.curation.dataset import ColumnMap, Dataset, DatasetView
     from datapruner.curation.output_checks import check_scores_file
     from datapruner.curation.outputs import check_pruned, scores_table
@@ -260,8 +261,8 @@ def test_ray_writers_give_the_local_outputs(tmp_path, sst2_rows, two_node_cluste
         assert executor.write_pruned(staging, view, keep, scores=scores, shard_rows=20) == keep.sum()
         assert check_scores_file(staging, info.ids, selected=True)["kept"] == keep.sum()
         check_pruned(staging, dataset)
-        written[executor.name] = (pq.read_table(staging / "scores.parquet"), _read_folder(staging / "pruned"))
-    (local_scores, local_pruned), (ray_scores, ray_pruned) = written["local"], written["ray"]
-    assert ray_scores.equals(local_scores)
+        written[executor.name] = _read_folder(staging / "pruned")
+    local_pruned, ray_pruned = written["local"], written["ray"]
+    assert sorted(p.name for p in (tmp_path / "ray" / "pruned").glob("*.parquet"))[0].endswith("-0.parquet")
     assert ray_pruned.num_rows == keep.sum() and ray_pruned.equals(local_pruned)
     assert ray_pruned.column_names == ["sentence", "label", "n_chars", "score"]
