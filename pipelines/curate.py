@@ -245,6 +245,7 @@ def run_curation(cfg: RunConfig) -> RunResult:
         info = view.info
         keep, reason = apply_policies(policies, view.scores, valid=info.valid, invalid_reason=info.invalid_reason,
                                       on_invalid=cfg.on_invalid, context=SelectionContext.from_view(view))
+        del policies  # their per-row state is in view.scores now (audit columns); free it before writing
         with folder.stage() as staging:
             t = time.perf_counter()
             scored.executor.write_scores(staging, scores_table(info.ids, view.scores, keep=keep, reason=reason))

@@ -131,7 +131,9 @@ class DensityStep(ScoreStep):
             log.info("density: leaving out %d rows flagged by %s", int((view.valid & excluded).sum()), self.params.get("exclude", DEDUP_COLUMN))
         result = cluster_view(view, rows=rows, assign_rows=self.assign_rows, **self._options)
         self.model_ = result.model
-        self.labels_, self.distances_ = result.labels, result.distances.astype(np.float64)
+        # int32 / float32 (exact: k < 2**31, the distances are float32) while the run lasts; float64 out
+        self.labels_, self.distances_ = result.labels.astype(np.int32), result.distances
+        del result
         self.stats_ = cluster_complexity(self.labels_, self.distances_, self.model_.centroids_, n_neighbors=self.n_neighbors)
         self.stats_["weight"] = density_weights(self.stats_["complexity"], tau=self.tau)
 
@@ -142,8 +144,8 @@ class DensityStep(ScoreStep):
         member = lab >= 0
         safe = np.where(member, lab, 0)
         return {
-            "dbp_cluster": lab.copy(),
-            "dbp_distance": self.distances_[sl].copy(),
+            "dbp_cluster": lab.astype(np.int64),
+            "dbp_distance": self.distances_[sl].astype(np.float64),
             "dbp_complexity": np.where(member, self.stats_["complexity"][safe], np.nan),
             "dbp_weight": np.where(member, self.stats_["weight"][safe], np.nan),
         }
@@ -155,7 +157,7 @@ class DensityStep(ScoreStep):
         table = {"cluster": np.arange(k), **{n: self.stats_[n] for n in ("size", "d_intra", "d_inter", "complexity", "weight")}}
         if scores and "cluster_quota" in scores and "cluster_rank" in scores:
             quota_rows, rank = np.asarray(scores["cluster_quota"]), np.asarray(scores["cluster_rank"])
-            lab = np.asarray(scores.get("dbp_cluster", self.labels_))
+            lab = np.asarray(scores["dbp_cluster"] if "dbp_cluster" in scores else self.labels_, dtype=np.int64)
             cand = (rank >= 0) & (lab >= 0)
             table["candidates"] = np.bincount(lab[cand], minlength=k)
             quota = np.zeros(k, dtype=np.int64)

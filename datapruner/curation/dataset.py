@@ -79,13 +79,18 @@ class IngestResult:
     n_rows: int
     ids: pa.Array
     valid: np.ndarray
-    invalid_reason: np.ndarray  # object array: "" or one of INVALID_REASONS
+    invalid_code: np.ndarray  # (N,) int8: 0 = valid, else 1 + the index of the reason in INVALID_REASONS
     labels: np.ndarray | None
     label_names: list[Any] | None
     schema: pa.Schema
     text_fingerprint: str
     input_fingerprint: str
     sources: list[str]
+
+    @property
+    def invalid_reason(self) -> np.ndarray:
+        """(N,) object: "" or one of INVALID_REASONS, made from `invalid_code` on each call (not kept)."""
+        return np.array(("", *INVALID_REASONS), dtype=object)[self.invalid_code]
 
 
 class Dataset:
@@ -177,7 +182,7 @@ class Dataset:
             n_rows=n,
             ids=id_array,
             valid=code == 0,
-            invalid_reason=np.array(("", *INVALID_REASONS), dtype=object)[code],
+            invalid_code=code,
             labels=labels,
             label_names=names,
             schema=schema,

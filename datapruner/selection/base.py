@@ -171,8 +171,8 @@ class Policy:
         args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.name}({args})"
 
-    def column(self, scores: Mapping[str, np.ndarray], param: str = "score") -> np.ndarray:
-        """The float64 values of the column named by parameter `param`.
+    def column(self, scores: Mapping[str, np.ndarray], param: str = "score", *, dtype=np.float64) -> np.ndarray:
+        """The values of the column named by parameter `param`, as float64 (or `dtype`; None: as stored).
 
         Raises
         ------
@@ -182,7 +182,7 @@ class Policy:
         name = self.param(param)
         if name not in scores:
             raise ConfigError(self.key(param), name, f"a score column produced by a scorer: {sorted(scores)}")
-        return np.asarray(scores[name], dtype=np.float64)
+        return np.asarray(scores[name], dtype=dtype)
 
 
 def count_for(fraction: float, n: int) -> int:

@@ -64,16 +64,27 @@ def quota_lower_bounds(sizes: np.ndarray, n_keep: int) -> np.ndarray:
     return np.maximum(np.minimum(floor_share, sizes - 1), 0)
 
 
-def rank_within_clusters(clusters: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """(n,) rank of each row inside its cluster by descending `values` (0 = highest), ties by position."""
-    clusters = np.asarray(clusters, dtype=np.int64)
-    order = np.lexsort((np.arange(len(clusters)), -np.asarray(values, dtype=np.float64), clusters))
-    sorted_clusters = clusters[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_clusters)) + 1]
-    first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    rank = np.empty(len(clusters), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - first
-    return rank
+def cluster_codes(clusters: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense cluster codes: ((n,) int32 code of each row in `rows`, -1 elsewhere; (k,) int64 sorted cluster ids).
+
+    Code j is the j-th smallest cluster id among `rows` (float ids are truncated to integers).
+    Small non-negative ids are counted (`np.bincount`), others go through `np.unique`.
+    """
+    picked = np.asarray(clusters)[rows]
+    picked = picked.astype(np.int64) if picked.dtype.kind not in "iu" else picked
+    codes = np.full(len(rows), -1, dtype=np.int32)
+    if picked.size == 0:
+        return codes, np.zeros(0, dtype=np.int64)
+    top = int(picked.max())
+    if int(picked.min()) >= 0 and top < max(1 << 20, 2 * picked.size):
+        present = np.bincount(picked, minlength=top + 1) > 0
+        ids = np.flatnonzero(present).astype(np.int64)
+        lookup = np.cumsum(present, dtype=np.int64) - 1
+        codes[rows] = lookup[picked]
+    else:
+        ids, inverse = np.unique(picked, return_inverse=True)
+        codes[rows] = inverse.reshape(-1)
+    return codes, ids.astype(np.int64)
 
 
 class ClusterQuota(Policy):
@@ -108,32 +119,51 @@ class ClusterQuota(Policy):
     }
 
     def select(self, scores, candidates, *, context=None):
-        """Per-cluster quotas by water-filling, then the highest-`score` rows of each cluster up to its quota."""
-        clusters = self.column(scores, "cluster")
-        weights = self.column(scores, "weight")
+        """Per-cluster quotas by water-filling, then the highest-`score` rows of each cluster up to its quota.
+
+        Exact, over whole columns, at about 30 bytes per row: one float64 column (`score`), int32
+        cluster codes, the grouping order and the ranks; the `cluster` and `weight` columns are
+        read only to find the candidates and each cluster's weight.
+        """
+        for param in ("cluster", "weight", "score"):
+            if self.param(param) not in scores:
+                self.column(scores, param)  # raises the ConfigError naming the key
+        usable = np.asarray(candidates, dtype=bool) & np.isfinite(self.column(scores, "weight"))
         values = self.column(scores, "score")
-        usable = candidates & (clusters >= 0) & np.isfinite(values) & np.isfinite(weights)
-        rows = np.flatnonzero(usable)
-        n_keep = min(self.n_keep(candidates), len(rows))
-        ids, inv = np.unique(clusters[rows].astype(np.int64), return_inverse=True)
-        sizes = np.bincount(inv, minlength=len(ids))
-        first = np.unique(inv, return_index=True)[1]
-        quotas = cluster_quotas(weights[rows][first], sizes, n_keep)
-        rank = rank_within_clusters(inv, values[rows])
-        n = len(candidates)
-        self._quota = np.full(n, -1, dtype=np.int64)
-        self._rank = np.full(n, -1, dtype=np.int64)
-        self._quota[rows], self._rank[rows] = quotas[inv], rank
-        self.table_ = {"cluster": ids, "size": sizes, "weight": weights[rows][first], "quota": quotas}
+        usable &= np.isfinite(values)
+        clusters = self.column(scores, "cluster", dtype=None)
+        if clusters.dtype.kind not in "biuf":
+            clusters = np.asarray(clusters, dtype=np.float64)
+        usable &= clusters >= 0
+        codes, ids = cluster_codes(clusters, usable)
+        del clusters
+        n_usable = int(np.count_nonzero(usable))
+        n_keep = min(self.n_keep(candidates), n_usable)
+        sizes = np.bincount(codes[usable], minlength=len(ids)).astype(np.int64)
+        order = np.argsort(codes, kind="stable")[len(codes) - n_usable:]  # candidates grouped by cluster, in row order
+        offsets = np.r_[0, np.cumsum(sizes)]
+        weights = self.column(scores, "weight")[order[offsets[:-1]]]  # each cluster's weight, from its first row
+        quotas = cluster_quotas(weights, sizes, n_keep)
+        n = len(codes)
         mask = np.zeros(n, dtype=bool)
-        mask[rows[rank < quotas[inv]]] = True
+        rank = np.full(n, -1, dtype=np.int64)
+        for j in range(len(ids)):
+            members = order[offsets[j] : offsets[j + 1]]
+            ranked_members = members[np.argsort(-values[members], kind="stable")]
+            rank[ranked_members] = np.arange(len(members))
+            mask[ranked_members[: quotas[j]]] = True
+        self._codes, self._rank, self._quotas = codes, rank, quotas
+        self.table_ = {"cluster": ids, "size": sizes, "weight": weights, "quota": quotas}
         return mask
 
     def audit_columns(self):
         """`cluster_quota` and `cluster_rank` per row (-1 for non-candidates), after `select`."""
-        if not hasattr(self, "_quota"):
+        if not hasattr(self, "_rank"):
             return {}
-        return {"cluster_quota": self._quota, "cluster_rank": self._rank}
+        quota = np.full(len(self._codes), -1, dtype=np.int64)
+        member = self._codes >= 0
+        quota[member] = self._quotas[self._codes[member]]
+        return {"cluster_quota": quota, "cluster_rank": self._rank}
 
 
 PREFER = ("hard", "easy")
