@@ -6,8 +6,9 @@ on frozen bundled-MiniLM embeddings, trained on the kept rows and evaluated on t
   mlp     384 -> 256 -> K, ReLU, AdamW lr 1e-3, wd 1e-4, batch 128, 20 epochs (>= 150 steps)
 Regimes: clean labels, and 20 % seeded label flips in the train set (the test set stays clean).
 All probes of one keep fraction (every method's selection x probe seed) train together as stacked
-independent models (`train_eval_many`: same initialisation, batch order and AdamW updates as one
-probe trained alone, one step loop for all), which is what makes the full sets fit in CPU time.
+independent models (`train_eval_many` through `datapruner.curation.stacked_training`: same
+initialisation, batch order and AdamW updates as one probe trained alone, one step loop for all),
+which is what makes the full sets fit in CPU time.
 
 Every score is computed ONCE per dataset and regime with the library's scorers (through
 `datapruner.pipelines.curate.score`) and cached under `<DATAPRUNER_CACHE>/benchmarks/`; every
@@ -92,62 +93,22 @@ def train_eval_many(jobs: list[tuple[np.ndarray, int]], x, y, x_te, y_te, *, n_c
     """Test accuracy of one probe per job (rows of x, seed), trained together as stacked models.
 
     Each job is its own probe (hidden=0: linear softmax; else one hidden ReLU layer), initialised
-    from `torch.manual_seed(seed)` and trained with AdamW on its own seeded batch order (batch 128,
-    `epochs` epochs and at least `min_steps` steps), exactly as if trained alone: the stacked
-    parameters are independent (the summed loss gives each model its own gradient and AdamW is
-    elementwise). Jobs with the same row count share one step loop, so the per-step Python and
-    dispatch overhead is paid once for all of them instead of once per probe.
+    from `seed` (`make_proxy_model`) and trained with AdamW (wd 1e-4) on its own batch order seeded
+    by `seed` (batch 128, `epochs` epochs and at least `min_steps` steps), exactly as if trained
+    alone: `datapruner.curation.stacked_training.train_stacked` runs one step loop for all jobs, so
+    the per-step Python and dispatch overhead is paid once for all of them instead of once per probe.
     """
     import torch
 
-    X, Y, Xte = torch.from_numpy(x), torch.from_numpy(y).long(), torch.from_numpy(x_te)
-    accs: dict[int, float] = {}
-    by_n: dict[int, list[int]] = {}
-    for j, (rows, _) in enumerate(jobs):
-        by_n.setdefault(len(rows), []).append(j)
-    for n, members in by_n.items():
-        layers_per_job = []
-        for j in members:
-            torch.manual_seed(jobs[j][1])
-            layers_per_job.append([torch.nn.Linear(x.shape[1], hidden), torch.nn.Linear(hidden, n_classes)] if hidden else
-                                  [torch.nn.Linear(x.shape[1], n_classes)])
-        params = [torch.stack([ls[i].weight.detach().T for ls in layers_per_job]).contiguous().requires_grad_()
-                  for i in range(len(layers_per_job[0]))]
-        biases = [torch.stack([ls[i].bias.detach()[None] for ls in layers_per_job]).contiguous().requires_grad_()
-                  for i in range(len(layers_per_job[0]))]
-        opt = torch.optim.AdamW(params + biases, lr=lr, weight_decay=1e-4)
-        gens = [torch.Generator().manual_seed(jobs[j][1]) for j in members]
-        rows = torch.stack([torch.from_numpy(np.asarray(jobs[j][0], dtype=np.int64)) for j in members])
-        bs = 128
-        steps_per_epoch = max(1, -(-n // bs))
-        n_epochs = max(epochs, -(-min_steps // steps_per_epoch))
+    from datapruner.curation.proxy import make_proxy_model
+    from datapruner.curation.stacked_training import train_stacked
 
-        def forward(xb):
-            h = xb
-            for i, (w, b) in enumerate(zip(params, biases)):
-                h = torch.baddbmm(b, h, w)
-                if i < len(params) - 1:
-                    h = torch.relu(h)
-            return h
-
-        for _ in range(n_epochs):
-            order = torch.gather(rows, 1, torch.stack([torch.randperm(n, generator=g) for g in gens]))
-            for s in range(0, n, bs):
-                idx = order[:, s : s + bs]
-                logits = forward(X[idx])
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), Y[idx].reshape(-1), reduction="none")
-                loss.view(len(members), -1).mean(1).sum().backward()
-                opt.step()
-        with torch.no_grad():
-            for m, j in enumerate(members):
-                h = Xte[None]
-                for i, (w, b) in enumerate(zip(params, biases)):
-                    h = torch.baddbmm(b[m : m + 1], h, w[m : m + 1])
-                    if i < len(params) - 1:
-                        h = torch.relu(h)
-                accs[j] = float((h[0].argmax(1).numpy() == y_te).mean())
-    return [accs[j] for j in range(len(jobs))]
+    models = [make_proxy_model(x.shape[1], n_classes, hidden=hidden, random_state=seed) for _, seed in jobs]
+    train_stacked(models, x, y, [rows for rows, _ in jobs], [seed for _, seed in jobs], epochs=epochs, min_steps=min_steps, lr=lr,
+                  weight_decay=1e-4, batch_size=128)
+    xte = torch.from_numpy(x_te)
+    with torch.inference_mode():
+        return [float((m(xte).argmax(1).numpy() == y_te).mean()) for m in models]
 
 
 # ---- selection -------------------------------------------------------------------------------------

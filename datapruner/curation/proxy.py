@@ -10,6 +10,10 @@ sentence embeddings, in torch, for `n_seeds` independent initialisations of `epo
 - ``pred_probs_`` (N, K): out-of-sample probabilities from stratified `n_folds`-fold
   cross-validation, averaged over the seeds (what confident learning needs).
 
+All S x (1 + `n_folds`) runs train together in one step loop as stacked models
+(`datapruner.curation.stacked_training.train_stacked`), each exactly as if it trained alone (its own
+initialisation, data order and AdamW updates) up to float rounding.
+
 Everything is deterministic for a fixed `random_state` (seeds derive from it through
 `numpy.random.SeedSequence`; data order and initialisation use private generators). How a run's
 steps get their probabilities (this proxy or a column of the input) is
@@ -23,6 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from datapruner.curation.prediction_checks import check_labels
+from datapruner.curation.stacked_training import train_stacked
 from datapruner.errors import ConfigError, InputDataError, NotFittedError
 from datapruner.validation import check_number, check_positive_int
 
@@ -56,35 +61,19 @@ def make_proxy_model(n_features: int, n_classes: int, *, hidden: int = 0, random
 
 
 def train_proxy_model(model, X, y, *, epochs: int, lr: float, weight_decay: float, batch_size: int, random_state: int):
-    """Train `model` in place with AdamW + cross-entropy; returns it (in eval mode).
+    """Train one proxy network in place with AdamW + cross-entropy; returns it (in eval mode).
+
+    One model through `datapruner.curation.stacked_training.train_stacked` (the proxy's trainer).
 
     Parameters
     ----------
-    model : torch.nn.Module mapping (n, d) float32 features to (n, K) logits.
+    model : a `make_proxy_model` network mapping (n, d) float32 features to (n, K) logits.
     X : (N, d) features. y : (N,) int class indices.
     epochs : passes over the data (0 leaves the model at its initialisation).
     lr, weight_decay : AdamW settings. batch_size : mini-batch size.
     random_state : torch seed of the data order.
     """
-    import torch
-    import torch.nn.functional as F
-
-    if epochs <= 0:
-        return model
-    X = torch.as_tensor(X, dtype=torch.float32)
-    y = torch.as_tensor(y, dtype=torch.long)
-    gen = torch.Generator().manual_seed(random_state)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    model.train()
-    n = len(y)
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(X[idx]), y[idx]).backward()
-            opt.step()
-    model.eval()
+    train_stacked([model], X, y, [np.arange(len(y))], [random_state], epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size)
     return model
 
 
@@ -203,28 +192,30 @@ class ProxyClassifier:
                 f"{len(y)} labelled rows is fewer than n_folds={self.n_folds}; "
                 f"lower n_folds (>= 2) or provide at least {self.n_folds} labelled rows"
             )
-        fit_kw = dict(epochs=self.epochs, lr=float(self.lr), weight_decay=float(self.weight_decay), batch_size=int(self.batch_size))
-        models, seed_probs = [], []
-        for s in range(self.n_seeds):
-            model = make_proxy_model(X.shape[1], k, hidden=self.hidden, random_state=seed_for(self.random_state, s, 0))
-            train_proxy_model(model, X, y, random_state=seed_for(self.random_state, s, 1), **fit_kw)
-            models.append(model)
-            seed_probs.append(predict_proxy_model(model, X))
-        self.models_ = models
-        self.seed_pred_probs_ = np.stack(seed_probs)
+        d = X.shape[1]
+        everything = np.arange(len(y))
+        models = [make_proxy_model(d, k, hidden=self.hidden, random_state=seed_for(self.random_state, s, 0)) for s in range(self.n_seeds)]
+        rows = [everything] * self.n_seeds
+        order_seeds = [seed_for(self.random_state, s, 1) for s in range(self.n_seeds)]
+        self.folds_ = self._folds(y) if self.n_folds else None
+        fold_runs = [(s, f) for s in range(self.n_seeds) for f in range(self.n_folds)]
+        for s, f in fold_runs:
+            models.append(make_proxy_model(d, k, hidden=self.hidden, random_state=seed_for(self.random_state, s, 2, f)))
+            rows.append(np.flatnonzero(self.folds_ != f))
+            order_seeds.append(seed_for(self.random_state, s, 3, f))
+        # every run (S on all rows, S x n_folds on the other folds' rows) trains in one stacked loop
+        train_stacked(models, X, y, rows, order_seeds, epochs=self.epochs, lr=float(self.lr), weight_decay=float(self.weight_decay),
+                      batch_size=int(self.batch_size))
+        self.models_ = models[: self.n_seeds]
+        self.seed_pred_probs_ = np.stack([predict_proxy_model(m, X) for m in self.models_])
         self.n_classes_ = k
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = d
         self.pred_probs_ = None
-        self.folds_ = None
         if self.n_folds:
-            self.folds_ = self._folds(y)
             oof = np.zeros((len(y), k))
-            for s in range(self.n_seeds):
-                for f in range(self.n_folds):
-                    test = self.folds_ == f
-                    model = make_proxy_model(X.shape[1], k, hidden=self.hidden, random_state=seed_for(self.random_state, s, 2, f))
-                    train_proxy_model(model, X[~test], y[~test], random_state=seed_for(self.random_state, s, 3, f), **fit_kw)
-                    oof[test] += predict_proxy_model(model, X[test])
+            for (s, f), model in zip(fold_runs, models[self.n_seeds :]):
+                test = self.folds_ == f
+                oof[test] += predict_proxy_model(model, X[test])
             self.pred_probs_ = oof / self.n_seeds
         return self
 

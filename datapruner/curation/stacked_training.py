@@ -1,0 +1,167 @@
+"""Train many small classifiers on shared features at once, as stacked (batched) parameters.
+
+The EL2N / confident-learning proxy (`datapruner.curation.proxy`) trains S seeds x (1 + K folds)
+tiny models, and the pruning-curve benchmark trains dozens of probes per keep fraction. Each of
+those models alone is a few hundred microseconds of arithmetic per step and far more of Python and
+dispatch overhead; `train_stacked` runs one step loop for all of them:
+
+- the M models' layers are stacked into (M, d_in, d_out) weights and (M, 1, d_out) biases, a
+  forward pass is `torch.baddbmm` per layer on the (M, B, d) mini-batches gathered by per-model
+  index rows (never an (M, N, d) copy of the features);
+- the loss is the sum over models of each model's mean cross-entropy over ITS valid rows of the
+  batch (rows past the end of a model's epoch are masked), so every model gets exactly its own
+  gradient, and one AdamW (elementwise) updates the stacked tensors: the same optimisation as
+  training each model alone;
+- each model keeps its own initialisation (the module passed in) and its own data-order generator
+  (``torch.Generator().manual_seed(order_seed)``, one ``randperm`` of its rows per epoch, batches
+  taken in that order), so the result equals sequential training up to float rounding;
+- models with fewer steps (fewer rows, so fewer batches per epoch) stop when their own schedule
+  ends: AdamW would still move a model with a zero gradient (momentum, weight decay), so its
+  parameters are kept as they were after its last step and written back at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from datapruner.errors import InputDataError
+
+
+def stacked_layers(model) -> list:
+    """The `torch.nn.Linear` layers of a proxy-shaped network (Linear, optionally ReLU then Linear), in order.
+
+    Raises
+    ------
+    InputDataError
+        When `model` is not a `torch.nn.Sequential` of Linear layers separated by ReLU.
+    """
+    from torch import nn
+
+    mods = list(model) if isinstance(model, nn.Sequential) else []
+    linears = mods[0::2]
+    ok = bool(mods) and len(mods) % 2 == 1 and all(isinstance(m, nn.Linear) and m.bias is not None for m in linears) \
+        and all(isinstance(m, nn.ReLU) for m in mods[1::2])
+    if not ok:
+        raise InputDataError(f"stacked training takes nn.Sequential(Linear[, ReLU, Linear]...) with biases; given {model!r}")
+    return linears
+
+
+def epochs_for(n_rows: int, *, epochs: int, batch_size: int, min_steps: int = 0) -> int:
+    """Epochs a model of `n_rows` rows trains: `epochs`, raised so that it takes at least `min_steps` steps."""
+    steps = -(-n_rows // batch_size)
+    if epochs <= 0 or steps == 0:
+        return max(epochs, 0)
+    return max(epochs, -(-min_steps // steps))
+
+
+def train_stacked(
+    models: Sequence,
+    X,
+    y,
+    rows: Sequence[np.ndarray],
+    order_seeds: Sequence[int],
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    min_steps: int = 0,
+):
+    """Train every model in `models` in place on its own rows, all in one stacked step loop; returns `models`.
+
+    Each model m trains as if alone: AdamW(lr, weight_decay) over its parameters, cross-entropy
+    (mean over the batch), `epochs_for(len(rows[m]), ...)` epochs; every epoch draws
+    ``torch.randperm(len(rows[m]), generator=g_m)`` with ``g_m = torch.Generator().manual_seed(order_seeds[m])``
+    and takes batches of `batch_size` rows ``rows[m][perm]`` in that order (the last one smaller).
+
+    Parameters
+    ----------
+    models : M initialised networks of one shape, ``nn.Sequential(Linear[, ReLU, Linear])`` (as
+        `datapruner.curation.proxy.make_proxy_model` builds). Their parameters are overwritten with
+        the trained ones; they are left in eval mode.
+    X : (N, d) features shared by all models. y : (N,) int class indices.
+    rows : per model, the indices into X of its training rows (any order; may differ in length).
+    order_seeds : per model, the seed of its data-order generator.
+    epochs : passes over each model's rows (0: the models stay at their initialisation).
+    lr, weight_decay : AdamW settings. batch_size : mini-batch size of every model.
+    min_steps : each model trains at least this many steps (more epochs for small row sets).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    models = list(models)
+    if len(rows) != len(models) or len(order_seeds) != len(models):
+        raise InputDataError(f"train_stacked needs one row set and one order seed per model; given {len(models)} models, "
+                             f"{len(rows)} row sets, {len(order_seeds)} seeds")
+    if not models:
+        return models
+    layers = [stacked_layers(m) for m in models]
+    shapes = {tuple(tuple(layer.weight.shape) for layer in ls) for ls in layers}
+    if len(shapes) != 1:
+        raise InputDataError(f"stacked models must share one shape; given layer shapes {sorted(shapes)}")
+    X = torch.as_tensor(X, dtype=torch.float32)
+    Y = torch.as_tensor(y, dtype=torch.long)
+    row_sets = [torch.as_tensor(np.asarray(r, dtype=np.int64)) for r in rows]
+    n_rows = np.array([len(r) for r in row_sets])
+    steps_per_epoch = -(-n_rows // batch_size)
+    total_steps = steps_per_epoch * np.array([epochs_for(int(n), epochs=epochs, batch_size=batch_size, min_steps=min_steps) for n in n_rows])
+    if total_steps.max(initial=0) == 0:
+        for m in models:
+            m.eval()
+        return models
+
+    weights = [torch.stack([ls[i].weight.detach().T for ls in layers]).contiguous().requires_grad_() for i in range(len(layers[0]))]
+    biases = [torch.stack([ls[i].bias.detach()[None] for ls in layers]).contiguous().requires_grad_() for i in range(len(layers[0]))]
+    opt = torch.optim.AdamW(weights + biases, lr=lr, weight_decay=weight_decay)
+    n_models, n_classes = len(models), weights[-1].shape[-1]
+    gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
+    width = int(steps_per_epoch.max()) * batch_size
+    order = torch.full((n_models, width), -1, dtype=torch.long)  # each model's current epoch order, -1 past its end
+    per_step = order.view(n_models, -1, batch_size)
+    same_schedule = len(set(steps_per_epoch.tolist())) == 1
+    spe = torch.as_tensor(np.maximum(steps_per_epoch, 1))
+    model_ids = torch.arange(n_models)
+    # model -> its parameters after its last step (models with no step keep their initialisation)
+    finished: dict[int, list] = {int(m): [p[m].detach().clone() for p in weights + biases] for m in np.flatnonzero(total_steps == 0)}
+
+    def forward(xb):
+        h = xb
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < len(weights) - 1:
+                h = torch.relu(h)
+        return h
+
+    for t in range(int(total_steps.max())):
+        for m in np.flatnonzero((t < total_steps) & (t % np.maximum(steps_per_epoch, 1) == 0)):
+            n = int(n_rows[m])
+            order[m, :n] = row_sets[m][torch.randperm(n, generator=gens[m])]
+        idx = per_step[:, t % int(steps_per_epoch[0])] if same_schedule else per_step[model_ids, torch.as_tensor(t) % spe]
+        valid = idx >= 0
+        done = t >= total_steps
+        if done.any():
+            valid &= torch.as_tensor(~done)[:, None]
+        counts = valid.sum(1)
+        used = int(counts.max())  # batch width this step: trailing columns no model needs are cut
+        idx, valid = idx[:, :used].clamp(min=0), valid[:, :used]
+        logits = forward(X[idx])
+        per_row = F.cross_entropy(logits.reshape(-1, n_classes), Y[idx].reshape(-1), reduction="none").view(n_models, used)
+        # 1/count by division, as a mean's backward computes it: each model's gradient is that of its own mean loss
+        loss = (per_row * (valid / counts.clamp(min=1)[:, None])).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for m in np.flatnonzero(total_steps == t + 1):
+            finished[int(m)] = [p[m].detach().clone() for p in weights + biases]
+
+    with torch.no_grad():
+        for m, ls in enumerate(layers):
+            final = finished.get(m) or [p[m].detach() for p in weights + biases]
+            for i, layer in enumerate(ls):
+                layer.weight.copy_(final[i].T)
+                layer.bias.copy_(final[len(ls) + i][0])
+    for m in models:
+        m.eval()
+    return models
