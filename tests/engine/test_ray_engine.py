@@ -237,7 +237,7 @@ def test_ray_writers_give_the_local_outputs(tmp_path, sst2_rows, two_node_cluste
     written by the same streaming writer on both engines, so only the checks read it here.)"""
     from datapruner.curation.dataset import ColumnMap, Dataset, DatasetView
     from datapruner.curation.output_checks import check_scores_file
-    from datapruner.curation.outputs import check_pruned, scores_table
+    from datapruner.curation.outputs import check_pruned, scores_table, write_scores
     from datapruner.executors import LocalExecutor
     from datapruner.executors.ray_executor import RayExecutor
 
@@ -257,7 +257,7 @@ def test_ray_writers_give_the_local_outputs(tmp_path, sst2_rows, two_node_cluste
     for executor in (LocalExecutor(), RayExecutor(address=two_node_cluster["address"])):
         staging = tmp_path / executor.name
         staging.mkdir()
-        executor.write_scores(staging, table)
+        write_scores(staging, table)
         assert executor.write_pruned(staging, view, keep, scores=scores, shard_rows=20) == keep.sum()
         assert check_scores_file(staging, info.ids, selected=True)["kept"] == keep.sum()
         check_pruned(staging, dataset)
