@@ -31,7 +31,7 @@ from datapruner.config import RunConfig, config_from_dict, load_config
 from datapruner.config.sections import read_yaml
 from datapruner.curation.dataset import ID_COLUMN, Dataset, DatasetView
 from datapruner.curation.output_checks import check_scores_file
-from datapruner.curation.outputs import check_pruned, scores_table
+from datapruner.curation.outputs import check_pruned, scores_table, write_scores
 from datapruner.curation.score_columns import ScoreColumns, ScoresFileColumns
 from datapruner.curation.run_folder import MANIFEST, RunFolder, files_under, kill_point, work_dir_of
 from datapruner.curation.step_store import StepStore
@@ -119,7 +119,7 @@ class ScoredDataset:
         under the run's work folder, read column by column).
     steps : the fitted score steps, in config order.
     timings : seconds per phase (ingest, embed, score:<step>).
-    executor : the engine that scored (it also writes the outputs: Ray's writers on ``engine: ray``).
+    executor : the engine that scored (it also writes `pruned/`: Ray's writer on ``engine: ray``).
     reused : the steps whose columns were read back from the work folder (`resume=True`).
     """
 
@@ -248,7 +248,7 @@ def run_curation(cfg: RunConfig) -> RunResult:
         del policies  # their per-row state is in view.scores now (audit columns); free it before writing
         with folder.stage() as staging:
             t = time.perf_counter()
-            scored.executor.write_scores(staging, scores_table(info.ids, view.scores, keep=keep, reason=reason))
+            write_scores(staging, scores_table(info.ids, view.scores, keep=keep, reason=reason))
             kill_point("write:scores")
             scored.executor.write_pruned(staging, view, keep, scores=view.scores if cfg.output.with_scores else None,
                                          shard_rows=cfg.output.shard_rows)
@@ -451,7 +451,7 @@ def score(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | None
         info = view.info
         reason = np.where(info.valid, "scored", np.char.add("invalid:", info.invalid_reason.astype(str))).astype(object)
         with folder.stage() as staging:
-            scored.executor.write_scores(staging, scores_table(info.ids, view.scores, keep=None, reason=reason))
+            write_scores(staging, scores_table(info.ids, view.scores, keep=None, reason=reason))
             kill_point("write:scores")
             counts = check_scores_file(staging, info.ids, selected=False)
             scored.timings["total"] = time.perf_counter() - started

@@ -102,14 +102,7 @@ def write_pruned(folder: Path, dataset: Dataset, keep: np.ndarray, *, scores: Ma
 
     Returns the number of rows written.
     """
-    schema = dataset.ingest().schema
-    if scores:
-        clash = set(scores) & set(schema.names)
-        if clash:
-            raise ConfigError("output.with_scores", True, f"score columns that do not clash with input columns {sorted(clash)}")
-        audit = AuditTable(dataset.ingest().ids, scores, keep=None, reason=np.array([], dtype=object))
-        for score_field in list(audit.schema)[1:-1]:  # between id and reason: the score columns
-            schema = schema.append(score_field)
+    schema = pruned_schema(dataset.ingest().schema, dataset.ingest().ids, scores)
     directory = Path(folder) / PRUNED_DIR
     directory.mkdir()
     with ShardedParquetWriter(directory, schema, shard_rows=shard_rows) as writer:
@@ -137,3 +130,21 @@ def check_pruned(folder: Path, dataset: Dataset) -> None:
         return
     key = cols.text if cols.text in names else cols.prompt
     check_pruned_folder(folder, key_column=key, key_is_id=False, input_batches=dataset.conformed_batches())
+
+
+def pruned_schema(input_schema: pa.Schema, ids: pa.Array, scores: Mapping[str, np.ndarray] | None) -> pa.Schema:
+    """The schema of `pruned/`: the input columns, then the `scores` columns (sorted by name) when given.
+
+    `ids` are the ingest pass's row ids (the score columns' length). Raises `ConfigError` when a
+    score column has the name of an input column.
+    """
+    if not scores:
+        return input_schema
+    clash = set(scores) & set(input_schema.names)
+    if clash:
+        raise ConfigError("output.with_scores", True, f"score columns that do not clash with input columns {sorted(clash)}")
+    audit = AuditTable(ids, scores, keep=None, reason=np.array([], dtype=object))
+    schema = input_schema
+    for score_field in list(audit.schema)[1:-1]:  # between id and reason: the score columns
+        schema = schema.append(score_field)
+    return schema

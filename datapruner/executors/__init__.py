@@ -13,7 +13,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from datapruner.curation.dataset import DatasetView
-from datapruner.curation.outputs import AuditTable, write_pruned, write_scores
+from datapruner.curation.outputs import write_pruned
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import ConfigError
 
@@ -33,12 +33,11 @@ class Executor(Protocol):
             `step.score_batch`; batches may come in any order, every row exactly once.
         """
 
-    def write_scores(self, folder: Path, table: AuditTable) -> Path:
-        """Write the audit table as `folder/scores.parquet` (`folder`: the run's staging folder)."""
-
     def write_pruned(self, folder: Path, view: DatasetView, keep: np.ndarray, *, scores: dict[str, np.ndarray] | None,
                      shard_rows: int) -> int:
-        """Write the kept rows into `folder/pruned/` (shards sorted by name in input order); return their count."""
+        """Write the kept rows into `folder/pruned/` (`folder`: the run's staging folder; shards sorted by
+        name in input order); return their count. (`scores.parquet` is written by the pipeline, with
+        `datapruner.curation.outputs.write_scores`, on every engine.)"""
 
 
 class LocalExecutor:
@@ -56,10 +55,6 @@ class LocalExecutor:
             for batch in batch_windows(view.batches(with_embeddings=step.needs_embeddings), step.bucket_rows):
                 yield np.arange(batch.start, batch.start + len(batch)), step.score_batch(batch)
                 bar.advance(len(batch))
-
-    def write_scores(self, folder, table):
-        """See `Executor.write_scores` (`datapruner.curation.outputs.write_scores`)."""
-        return write_scores(folder, table)
 
     def write_pruned(self, folder, view, keep, *, scores, shard_rows):
         """See `Executor.write_pruned` (`datapruner.curation.outputs.write_pruned`: the driver streams the input)."""

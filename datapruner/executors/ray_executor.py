@@ -19,9 +19,15 @@ fitted step deserialised per process. Batches are Arrow tables end to end (`batc
 and the checks against the ingest pass (ids, text present where valid) are Arrow kernels. The
 driver collects the score columns by row index.
 
-`write_scores` and `write_pruned` write the run's outputs with `Dataset.write_parquet` (see their
-docstrings for the file names). A multi-node cluster needs the cache
-(`DATAPRUNER_CACHE`), the input and the output folder on shared storage.
+`write_pruned` writes `pruned/` with `Dataset.write_parquet` (see its docstring for the file
+names); `scores.parquet` is written by the pipeline's streaming writer, as on the local engine.
+A multi-node cluster needs the cache (`DATAPRUNER_CACHE`), the input and the output folder on
+shared storage.
+
+Parquet input is read with Ray's V1 Parquet datasource (`DataContext.use_datasource_v2` off for
+that call): Ray 2.60's V2 reader lists files in a task that starts a pool of 32 footer-reading
+actors (`RAY_DATA_PARQUET_FOOTER_NUM_ACTORS`), a new process each, on every read; on a 2-CPU
+cluster that cost about 15 s per read of a one-file input, more than reading 1M rows.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import pyarrow.compute as pc
 
 from datapruner.curation.dataset import Batch, ColumnMap, DatasetView
 from datapruner.errors import ConfigError, InputDataError, require_extra
-from datapruner.curation.outputs import PRUNED_DIR, AuditTable, write_scores
+from datapruner.curation.outputs import PRUNED_DIR, pruned_schema
 from datapruner.io.readers import detect_format, expand_paths
 from datapruner.io.writers import arrow_column
 from datapruner.validation import check_positive_int
@@ -131,27 +137,17 @@ class RayExecutor:
             "reads_rows": reads_rows,
         }
         if "lm" in step.needs:
-            # One model per actor. The actors claim no logical CPU: Ray Data's own small tasks (file
-            # listing, reading, numbering rows) each need a whole CPU on some node, and on
-            # one-CPU nodes an actor holding part of it would starve them. SPREAD puts the actors
-            # on different nodes.
+            # One model per actor. Each actor claims its share of the cluster's CPUs, so Ray places
+            # the actors by resources (one per node on one-CPU nodes); `_read` has finished Ray
+            # Data's own tasks (reading, numbering rows) first, which the actors would starve.
             out = ds.map_batches(StepActor, fn_constructor_kwargs=scorer, batch_size=rows_per_call, batch_format="pyarrow",
-                                 compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0, scheduling_strategy="SPREAD")
+                                 compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=min(float(self.threads_per_worker), cpus / workers))
         else:
             out = ds.map_batches(score_task, fn_kwargs=scorer, batch_size=rows_per_call, batch_format="pyarrow",
-                                 concurrency=workers, num_cpus=self.threads_per_worker, zero_copy_batch=True)
+                                 compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=self.threads_per_worker, zero_copy_batch=True)
         for table in out.iter_batches(batch_format="pyarrow", batch_size=None):
             rows = table.column(ROW).to_numpy()
             yield rows, {name: _to_numpy(table.column(name)) for name in table.column_names if name != ROW}
-
-    def write_scores(self, folder: Path, table: AuditTable) -> Path:
-        """Write the audit table as `folder/scores.parquet` with the streaming local writer.
-
-        The audit columns live in the driver, and the file is one ordered file: Ray's writer would
-        only ship the columns to a worker and back. (Written through Ray as one block, Ray's writer
-        reordered the rows of a 1M-row table, which the output check caught.)
-        """
-        return write_scores(folder, table)
 
     def write_pruned(self, folder: Path, view: DatasetView, keep: np.ndarray, *, scores: dict[str, np.ndarray] | None,
                      shard_rows: int) -> int:
@@ -165,13 +161,7 @@ class RayExecutor:
         the numbers may have gaps). Returns the rows written.
         """
         ray = self._init()
-        schema = view.info.schema
-        if scores:  # the schema `outputs.write_pruned` writes
-            clash = set(scores) & set(schema.names)
-            if clash:
-                raise ConfigError("output.with_scores", True, f"score columns that do not clash with input columns {sorted(clash)}")
-            for name in sorted(scores):
-                schema = schema.append(pa.field(name, arrow_column(scores[name]).type))
+        schema = pruned_schema(view.info.schema, view.info.ids, scores)
         ds = self._read(ray, view, max(1, math.ceil(view.n_rows / shard_rows)))
         state = [ray.put(np.asarray(keep, dtype=bool)), ray.put(dict(scores or {}))]
         kept = ds.map_batches(kept_rows, fn_kwargs={"shared": state, "schema": schema}, batch_size=None, batch_format="pyarrow")
@@ -199,7 +189,8 @@ class RayExecutor:
 
             files = [ray.data.from_huggingface(load_from_disk(dataset.path))]
         else:
-            files = [self._read_file(ray, fmt, str(path), dataset.columns) for path in expand_paths(dataset.path)]
+            paths = expand_paths(dataset.path)
+            files = [self._read_file(ray, fmt, str(path), dataset.columns, max(1, blocks // len(paths))) for path in paths]
         target = max(1, math.ceil(view.n_rows / blocks))
         tag = ray.remote(with_row_numbers)  # one CPU, Ray's default: reads given num_cpus=0 ran about 4x slower on a 2-core machine
         tagged, offset = [], 0
@@ -211,19 +202,26 @@ class RayExecutor:
                     offset += meta.num_rows
         if offset != view.n_rows:
             raise InputDataError(f"the input changed while the run was going: {offset} rows now, {view.n_rows} at ingest")
+        ray.wait(tagged, num_returns=len(tagged), fetch_local=False)  # done before a step's actors claim the CPUs
         return ray.data.from_arrow_refs(tagged)
 
     @staticmethod
-    def _read_file(ray, fmt: str, path: str, columns: ColumnMap):
+    def _read_file(ray, fmt: str, path: str, columns: ColumnMap, blocks: int):
+        """One input file as a Ray Dataset of about `blocks` blocks (Ray's reader for its format)."""
         if fmt == "parquet":
-            return ray.data.read_parquet(path, file_extensions=None)
+            context = ray.data.DataContext.get_current()
+            v2, context.use_datasource_v2 = context.use_datasource_v2, False  # see the module docstring
+            try:
+                return ray.data.read_parquet(path, file_extensions=None, override_num_blocks=blocks)
+            finally:
+                context.use_datasource_v2 = v2
         if fmt == "jsonl":
-            return ray.data.read_json(path, lines=True, file_extensions=None)
+            return ray.data.read_json(path, lines=True, file_extensions=None, override_num_blocks=blocks)
         import pyarrow.csv as pacsv
 
         strings = {c: pa.string() for role, c in columns.used().items() if role in ("text", "prompt", "response", "id")}
         return ray.data.read_csv(
-            path, file_extensions=None,
+            path, file_extensions=None, override_num_blocks=blocks,
             parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",", newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types=strings),
         )

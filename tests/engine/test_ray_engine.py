@@ -50,6 +50,13 @@ def _node_ports() -> list[str]:
             "--node-manager-port", str(node_manager), "--object-manager-port", str(object_manager)]
 
 
+def _accepts(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port`."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _processes_under(temp_dir: str) -> list[int]:
     """Pids of processes whose command line names this cluster's temp dir (and nothing else's)."""
     pids = []
@@ -84,13 +91,10 @@ def two_node_cluster():
     address = f"127.0.0.1:{gcs}"
     try:
         deadline = time.monotonic() + 120
-        while True:
-            probe = subprocess.run(RAY_CLI + ["status", "--address", address], env=env, capture_output=True, text=True)
-            if probe.returncode == 0:
-                break
+        while not _accepts(gcs):  # the head's GCS listens: a worker node can join (cheaper than polling `ray status`)
             if time.monotonic() > deadline or head.poll() is not None:
-                raise RuntimeError(f"the Ray head did not start: {probe.stderr[-2000:]}")
-            time.sleep(1)
+                raise RuntimeError(f"the Ray head did not start (exit code {head.poll()}; GCS port {gcs} closed)")
+            time.sleep(0.2)
         nodes.append(subprocess.Popen(RAY_CLI + ["start", "--address", address, "--min-worker-port", str(low + 41),
                                                  "--max-worker-port", str(low + 80), *_node_ports(), *common],
                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -99,7 +103,7 @@ def two_node_cluster():
         while len([n for n in ray.nodes() if n["Alive"]]) < 2:
             if time.monotonic() > deadline:
                 raise RuntimeError("the Ray worker node did not join")
-            time.sleep(1)
+            time.sleep(0.2)
         yield {"address": address, "node_cache": node_cache}
     finally:
         ray.shutdown()
@@ -237,7 +241,7 @@ def test_ray_writers_give_the_local_outputs(tmp_path, sst2_rows, two_node_cluste
     written by the same streaming writer on both engines, so only the checks read it here.)"""
     from datapruner.curation.dataset import ColumnMap, Dataset, DatasetView
     from datapruner.curation.output_checks import check_scores_file
-    from datapruner.curation.outputs import check_pruned, scores_table
+    from datapruner.curation.outputs import check_pruned, scores_table, write_scores
     from datapruner.executors import LocalExecutor
     from datapruner.executors.ray_executor import RayExecutor
 
@@ -257,7 +261,7 @@ def test_ray_writers_give_the_local_outputs(tmp_path, sst2_rows, two_node_cluste
     for executor in (LocalExecutor(), RayExecutor(address=two_node_cluster["address"])):
         staging = tmp_path / executor.name
         staging.mkdir()
-        executor.write_scores(staging, table)
+        write_scores(staging, table)
         assert executor.write_pruned(staging, view, keep, scores=scores, shard_rows=20) == keep.sum()
         assert check_scores_file(staging, info.ids, selected=True)["kept"] == keep.sum()
         check_pruned(staging, dataset)

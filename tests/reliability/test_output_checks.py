@@ -52,9 +52,9 @@ def test_pruned_check_by_id_column(tmp_path, sst2_input, helpers, monkeypatch):
 
 
 def test_an_id_missing_from_scores_fails_the_check(tmp_path, sst2_input, helpers, monkeypatch):
-    import datapruner.executors as executors  # the local executor's writer: drop the first audit row
+    import datapruner.pipelines.curate as pipeline  # the audit writer the pipeline calls: drop the first audit row
 
-    real = executors.write_scores
-    monkeypatch.setattr(executors, "write_scores", lambda folder, table: real(folder, table.slice(1)))
+    real = pipeline.write_scores
+    monkeypatch.setattr(pipeline, "write_scores", lambda folder, table: real(folder, table.slice(1)))
     with pytest.raises(OutputCheckError, match=r"scores.parquet has 119 rows; 120 rows were read"):
         curate(helpers.text_stats_config(sst2_input, tmp_path / "out"))
