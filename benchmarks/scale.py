@@ -358,6 +358,8 @@ def render(parts: dict) -> str:
             gib = big["peak_rss_bytes"] / 2**30
             lines.append(f"Peak RSS at 10M rows: **{gib:.2f} GiB** (goal: at most 3 GiB: "
                          + ("met" if gib <= 3 else f"missed by {gib - 3:.2f} GiB") + ").")
+        if s.get("stale"):  # written by hand when the code changed after this part ran; a rerun replaces the part
+            lines.append(f"**Not rerun on the current code** (measured {s['started_utc'][:16]} UTC): {s['stale']}.")
         dim = next((r["prepare"].get("dim") for r in s["runs"] if r.get("prepare", {}).get("dim")), 384)
         lines.append(f"Synthetic input: short texts and {dim}-d float16 clustered unit vectors, written straight into the "
                      "embedding cache; the pipeline reads them through the same cache reader as real embeddings (a block "
