@@ -47,7 +47,7 @@ def test_noise_detection_quick():
     assert {r["dataset"] for r in d["results"]} == {"sst2", "banking77"}
     for r in d["results"]:
         assert r["noise_rate"] == 0.2 and r["n_flipped"] == round(0.2 * r["n_train"])
-        assert set(r["detectors"]) == {"cleanlab_anchor", "confident_learning", "el2n", "quadrants", "combined", "text_blend"}
+        assert set(r["detectors"]) == {"cleanlab_anchor", "confident_learning", "el2n", "quadrants", "combined", "text_blend", "refit_clean"}
         for m in r["detectors"].values():
             for key in ("precision", "recall", "f1", "auroc"):
                 assert 0.0 <= m[key] <= 1.0

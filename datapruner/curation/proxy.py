@@ -162,7 +162,7 @@ class ProxyClassifier:
         check_positive_int(key("random_state"), rs, minimum=0, hint=" (a seed)")
         return self
 
-    def fit(self, embeddings: Any, labels: Any, *, n_classes: int | None = None) -> "ProxyClassifier":
+    def fit(self, embeddings: Any, labels: Any, *, n_classes: int | None = None, train_mask: Any = None) -> "ProxyClassifier":
         """Train S runs on all rows (in-sample scores) and S x K fold models (out-of-sample scores).
 
         Parameters
@@ -170,6 +170,8 @@ class ProxyClassifier:
         embeddings : (N, d) float array of frozen features (L2-normalised sentence embeddings).
         labels : (N,) int class indices in 0..K-1.
         n_classes : K; default max(labels) + 1. Classes with no row still get a column.
+        train_mask : optional (N,) bool; only these rows are trained on, but every row is still scored
+            (out-of-sample by the fold models that did not hold it). The folds do not depend on it.
         """
         self.check_params()
         X = np.asarray(embeddings, dtype=np.float32)
@@ -193,7 +195,10 @@ class ProxyClassifier:
                 f"lower n_folds (>= 2) or provide at least {self.n_folds} labelled rows"
             )
         d = X.shape[1]
-        everything = np.arange(len(y))
+        trainable = np.ones(len(y), dtype=bool) if train_mask is None else np.asarray(train_mask, dtype=bool)
+        if trainable.shape != y.shape:
+            raise InputDataError(f"train_mask has shape {trainable.shape}; pass one bool per label ({len(y)})")
+        everything = np.flatnonzero(trainable)
         models = [make_proxy_model(d, k, hidden=self.hidden, random_state=seed_for(self.random_state, s, 0)) for s in range(self.n_seeds)]
         rows = [everything] * self.n_seeds
         order_seeds = [seed_for(self.random_state, s, 1) for s in range(self.n_seeds)]
@@ -201,7 +206,7 @@ class ProxyClassifier:
         fold_runs = [(s, f) for s in range(self.n_seeds) for f in range(self.n_folds)]
         for s, f in fold_runs:
             models.append(make_proxy_model(d, k, hidden=self.hidden, random_state=seed_for(self.random_state, s, 2, f)))
-            rows.append(np.flatnonzero(self.folds_ != f))
+            rows.append(np.flatnonzero((self.folds_ != f) & trainable))
             order_seeds.append(seed_for(self.random_state, s, 3, f))
         # every run (S on all rows, S x n_folds on the other folds' rows) trains in one stacked loop
         train_stacked(models, X, y, rows, order_seeds, epochs=self.epochs, lr=float(self.lr), weight_decay=float(self.weight_decay),
@@ -244,7 +249,8 @@ class ProxyClassifier:
 EMBEDDING_WEIGHT = 0.5
 
 
-def text_pred_probs(texts: list[str], labels: Any, *, n_classes: int, folds: np.ndarray, C: float = 1.0) -> np.ndarray:
+def text_pred_probs(texts: list[str], labels: Any, *, n_classes: int, folds: np.ndarray, C: float = 1.0,
+                    train_mask: Any = None) -> np.ndarray:
     """Out-of-sample (N, 2, K) probabilities of two TF-IDF logistic models: word 1-2-grams and character 2-5-grams.
 
     A second view of the text that the sentence embedding misses (sentiment words, product names);
@@ -256,6 +262,7 @@ def text_pred_probs(texts: list[str], labels: Any, *, n_classes: int, folds: np.
     texts : N strings. labels : (N,) int class indices.
     n_classes : K. folds : (N,) fold index of each row (the embedding proxy's `folds_`, so every row
         is scored by models that never saw it). C : inverse L2 strength of the logistic models.
+    train_mask : optional (N,) bool; the models train only on these rows (every row is still scored).
 
     Returns
     -------
@@ -267,6 +274,7 @@ def text_pred_probs(texts: list[str], labels: Any, *, n_classes: int, folds: np.
     y = check_labels(labels, n_classes=n_classes)
     if len(texts) != len(y):
         raise InputDataError(f"texts has {len(texts)} rows but labels has {len(y)}")
+    trainable = np.ones(len(y), dtype=bool) if train_mask is None else np.asarray(train_mask, dtype=bool)
     out = np.zeros((len(y), 2, n_classes))
     vectorizers = (TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2))
@@ -274,10 +282,11 @@ def text_pred_probs(texts: list[str], labels: Any, *, n_classes: int, folds: np.
         X = vectorizer.fit_transform(texts)
         for f in np.unique(folds):
             test = folds == f
-            if np.unique(y[~test]).size < 2:
+            train = ~test & trainable
+            if np.unique(y[train]).size < 2:
                 out[test, v] = 1.0 / n_classes
                 continue
-            model = LogisticRegression(C=C, max_iter=300).fit(X[~test], y[~test])
+            model = LogisticRegression(C=C, max_iter=300).fit(X[train], y[train])
             out[np.ix_(np.flatnonzero(test), [v], model.classes_)] = model.predict_proba(X[test])[:, None, :]
     out += 1e-6
     return out / out.sum(-1, keepdims=True)

@@ -94,3 +94,72 @@ def test_grand_near_initialisation_ranks_flipped_rows_first(name, noisy_samples,
     print(f"{name}: GraNd precision@k = {result[0]:.3f} at init, {result[10]:.3f} after 10 epochs")
     assert result[10] >= FLOORS[name]
     assert result[0] < 0.3
+
+
+# ---- the issue-11 detector: a count cleanlab estimates, and a second pass without the flagged rows ----
+def test_issue_count_mean_flags_the_lowest_ranked_rows_at_the_mean_of_cleanlabs_two_estimates(noisy_samples, fitted_proxies):
+    from cleanlab.count import num_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    s, proxy = noisy_samples["banking77"], fitted_proxies["banking77"]
+    counts = [num_label_issues(s.noisy, proxy.pred_probs_, estimation_method=m) for m in ("off_diagonal", "off_diagonal_calibrated")]
+    assert counts[0] != counts[1]  # otherwise the test cannot tell the estimators apart
+    result = label_quality(s.noisy, proxy.pred_probs_, filter_by="low_self_confidence", issue_count="mean")
+    assert result.is_label_issue.sum() == sum(counts) // 2
+    confidence = get_label_quality_scores(s.noisy, proxy.pred_probs_, method="self_confidence")
+    assert confidence[result.is_label_issue].max() <= confidence[~result.is_label_issue].min()
+    default = label_quality(s.noisy, proxy.pred_probs_, filter_by="low_self_confidence")
+    assert default.is_label_issue.sum() == counts[0]
+
+
+def test_issue_count_needs_a_filter_that_flags_a_count():
+    from datapruner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"issue_count.*low_self_confidence"):
+        label_quality([0, 1, 0, 1], np.full((4, 2), 0.5), issue_count="mean")
+
+
+def test_train_mask_trains_only_on_its_rows_and_scores_every_row(noisy_samples):
+    """In-sample runs with a mask equal runs on the masked subset alone; fold models never see masked-out rows."""
+    from datapruner.curation.proxy import ProxyClassifier, predict_proxy_model
+
+    s = noisy_samples["sst2"]
+    mask = ~s.flipped
+    masked = ProxyClassifier(n_seeds=2, random_state=0).fit(s.embeddings, s.noisy, n_classes=2, train_mask=mask)
+    subset = ProxyClassifier(n_seeds=2, n_folds=0, random_state=0).fit(s.embeddings[mask], s.noisy[mask], n_classes=2)
+    np.testing.assert_allclose(masked.seed_pred_probs_, np.stack([predict_proxy_model(m, s.embeddings) for m in subset.models_]), atol=1e-5)
+    full = ProxyClassifier(n_seeds=2, random_state=0).fit(s.embeddings, s.noisy, n_classes=2)
+    np.testing.assert_array_equal(masked.folds_, full.folds_)
+    # trained without the flipped rows, the out-of-sample probabilities of their given labels drop
+    given = np.arange(len(s.noisy)), s.noisy
+    assert masked.pred_probs_[given][s.flipped].mean() < full.pred_probs_[given][s.flipped].mean() - 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sst2", "banking77"])
+def test_refit_clean_detector_beats_plain_cleanlab_on_the_samples(name, tmp_path, noisy_samples, fitted_proxies):
+    """The issue-11 detector through the pipeline, against plain cleanlab (`find_label_issues` defaults on
+    one 5-fold logistic model) on the same 20 %-flipped sample; neither is told the noise rate."""
+    import cleanlab.filter
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datapruner.curation.proxy import ProxyClassifier
+    from datapruner.pipelines.curate import score
+
+    s = noisy_samples[name]
+    path = tmp_path / "noisy.parquet"
+    pq.write_table(pa.table({"text": s.texts, "label": [str(s.label_names[i]) for i in s.noisy]}), path)
+    params = {"text_features": True, "filter_by": "low_self_confidence", "issue_count": "mean", "refit_clean": True}
+    out = score({"input": {"path": str(path), "columns": {"text": "text", "label": "label"}}, "output": {"dir": str(tmp_path / "o")},
+                 "scorers": [{"name": "confident_learning", "params": params}]})
+    flags = np.array(pq.read_table(out, columns=["is_label_issue"]).column(0).to_pylist(), dtype=bool)
+    anchor = ProxyClassifier(n_seeds=1, random_state=0).fit(s.embeddings, s.noisy, n_classes=s.n_classes).pred_probs_
+    plain = np.asarray(cleanlab.filter.find_label_issues(s.noisy, anchor))
+
+    def f1(f):
+        tp = (f & s.flipped).sum()
+        return 2 * tp / (f.sum() + s.flipped.sum())
+
+    print(f"{name}: refit_clean detector F1 {f1(flags):.3f} ({flags.sum()} flagged), plain cleanlab {f1(plain):.3f} ({plain.sum()})")
+    assert f1(flags) > f1(plain)  # measured: SST-2 0.618 vs 0.567, Banking77 0.795 vs 0.782 (the full sets: README)
