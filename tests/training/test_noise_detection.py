@@ -9,6 +9,8 @@ while a broken scorer (random, inverted, or ignoring the given label) fails them
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -138,11 +140,13 @@ def test_train_mask_trains_only_on_its_rows_and_scores_every_row(noisy_samples):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["sst2", "banking77"])
 def test_refit_clean_detector_beats_plain_cleanlab_on_the_samples(name, tmp_path, noisy_samples, fitted_proxies):
-    """The issue-11 detector through the pipeline, against plain cleanlab (`find_label_issues` defaults on
-    one 5-fold logistic model) on the same 20 %-flipped sample; neither is told the noise rate."""
+    """The issue-11 detector (the shipped configs/curate-label-noise.yaml) through the pipeline, against plain
+    cleanlab (`find_label_issues` defaults on one 5-fold logistic model) on the same 20 %-flipped sample;
+    neither is told the noise rate."""
     import cleanlab.filter
     import pyarrow as pa
     import pyarrow.parquet as pq
+    import yaml
 
     from datapruner.curation.proxy import ProxyClassifier
     from datapruner.pipelines.curate import score
@@ -150,9 +154,10 @@ def test_refit_clean_detector_beats_plain_cleanlab_on_the_samples(name, tmp_path
     s = noisy_samples[name]
     path = tmp_path / "noisy.parquet"
     pq.write_table(pa.table({"text": s.texts, "label": [str(s.label_names[i]) for i in s.noisy]}), path)
-    params = {"text_features": True, "filter_by": "low_self_confidence", "issue_count": "mean", "refit_clean": True}
-    out = score({"input": {"path": str(path), "columns": {"text": "text", "label": "label"}}, "output": {"dir": str(tmp_path / "o")},
-                 "scorers": [{"name": "confident_learning", "params": params}]})
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "curate-label-noise.yaml").read_text())
+    config["input"] = {"path": str(path), "columns": {"text": "text", "label": "label"}}
+    config["output"]["dir"] = str(tmp_path / "o")
+    out = score(config)
     flags = np.array(pq.read_table(out, columns=["is_label_issue"]).column(0).to_pylist(), dtype=bool)
     anchor = ProxyClassifier(n_seeds=1, random_state=0).fit(s.embeddings, s.noisy, n_classes=s.n_classes).pred_probs_
     plain = np.asarray(cleanlab.filter.find_label_issues(s.noisy, anchor))
@@ -163,3 +168,17 @@ def test_refit_clean_detector_beats_plain_cleanlab_on_the_samples(name, tmp_path
 
     print(f"{name}: refit_clean detector F1 {f1(flags):.3f} ({flags.sum()} flagged), plain cleanlab {f1(plain):.3f} ({plain.sum()})")
     assert f1(flags) > f1(plain)  # measured: SST-2 0.618 vs 0.567, Banking77 0.795 vs 0.782 (the full sets: README)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"refit_clean": "yes"}, r"params\.refit_clean.*'yes'.*true or false"),
+    ({"issue_count": "mean"}, r"params\.issue_count.*set filter_by to one of"),
+    ({"filter_by": "low_self_confidence", "issue_count": "median"}, r"params\.issue_count.*'median'"),
+    ({"refit_clean": True, "probs_column": "p"}, r"params\.refit_clean.*false when logits_column / probs_column"),
+])
+def test_detector_params_fail_when_the_config_loads(params, match):
+    from datapruner.registry import get_scorer
+    from datapruner.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        get_scorer("confident_learning")(**params)
