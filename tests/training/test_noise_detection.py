@@ -139,7 +139,7 @@ def test_train_mask_trains_only_on_its_rows_and_scores_every_row(noisy_samples):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["sst2", "banking77"])
-def test_refit_clean_detector_beats_plain_cleanlab_on_the_samples(name, tmp_path, noisy_samples, fitted_proxies):
+def test_refit_clean_detector_beats_plain_cleanlab_on_the_samples(name, tmp_path, noisy_samples):
     """The issue-11 detector (the shipped configs/curate-label-noise.yaml) through the pipeline, against plain
     cleanlab (`find_label_issues` defaults on one 5-fold logistic model) on the same 20 %-flipped sample;
     neither is told the noise rate."""
