@@ -20,8 +20,8 @@ cleaner probabilities. None of it needs the noise rate. Measured in benchmarks/n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -227,12 +227,14 @@ class ConfidentLearningStep(ScoreStep):
         """(1, N, K) out-of-sample probabilities of a proxy (and text models) trained without the `flagged` rows.
 
         Same parameters and folds as the first pass, so every row is still scored by models that never saw it."""
-        first, rows = fit_proxy_on_view(view, check_pred_probs_params(self.params, where=where, sample="cross_val",
-                                                                      random_state=view.random_state))
+        def fresh():
+            return check_pred_probs_params(self.params, where=where, sample="cross_val", random_state=view.random_state)
+
+        _, rows = fit_proxy_on_view(view, fresh())  # the first pass's rows (its fit is cached on the view)
+        proxy = fresh()  # a new instance: the cached first-pass fit stays as it is
         keep = ~flagged[rows]
         log.info("confident_learning refit_clean: training again without %d flagged rows", int((~keep).sum()))
-        proxy = check_pred_probs_params(self.params, where=where, sample="cross_val", random_state=view.random_state)
-        proxy.fit(np.asarray(view.embeddings()[rows], dtype=np.float32), view.labels[rows], n_classes=first.n_classes_,
+        proxy.fit(np.asarray(view.embeddings()[rows], dtype=np.float32), view.labels[rows], n_classes=view.n_classes,
                   train_mask=keep)
         out = np.full((1, view.n_rows, proxy.n_classes_), np.nan)
         out[0, rows] = proxy.pred_probs_
