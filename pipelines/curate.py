@@ -29,7 +29,7 @@ import numpy as np
 
 from datapruner.config import RunConfig, config_from_dict, load_config
 from datapruner.config.sections import read_yaml
-from datapruner.curation.dataset import ID_COLUMN, Dataset, DatasetView
+from datapruner.curation.dataset import ID_COLUMN, INVALID_REASONS, Dataset, DatasetView
 from datapruner.curation.output_checks import check_scores_file
 from datapruner.curation.outputs import check_pruned, scores_table, write_scores
 from datapruner.curation.score_columns import ScoreColumns, ScoresFileColumns
@@ -449,7 +449,8 @@ def score(config: RunConfig | Mapping[str, Any] | str | Path, *, out: str | None
         scored = score_dataset(cfg, resume=True)
         view = scored.view
         info = view.info
-        reason = np.where(info.valid, "scored", np.char.add("invalid:", info.invalid_reason.astype(str))).astype(object)
+        # indexing a small table shares its str objects (np.where would make one per row)
+        reason = np.array(("scored", *(f"invalid:{r}" for r in INVALID_REASONS)), dtype=object)[info.invalid_code]
         with folder.stage() as staging:
             write_scores(staging, scores_table(info.ids, view.scores, keep=None, reason=reason))
             kill_point("write:scores")

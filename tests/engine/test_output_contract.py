@@ -59,6 +59,8 @@ def test_invalid_rows_are_dropped_with_a_reason_never_lost(tmp_path, curation_co
     reasons = pq.read_table(result.scores_path).column("reason").to_pylist()
     assert reasons[1] == "invalid:null_text" and reasons[2] == "invalid:empty_text"
     assert result.n_rows == 4 and result.n_kept + sum(result.dropped_by_reason.values()) == 4
+    scored = pq.read_table(score(dict(cfg, output={**cfg["output"], "dir": str(tmp_path / "scored")}))).column("reason")
+    assert scored.to_pylist() == ["scored", "invalid:null_text", "invalid:empty_text", "scored"]
 
 
 def test_with_scores_appends_score_columns(tmp_path, sst2_parquet, curation_config):
