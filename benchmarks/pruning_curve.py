@@ -37,7 +37,9 @@ Methods (f = keep fraction of the N train rows):
   moderate / moderate_pc   moderate (distance to the class centre) [per_class: true]
   cl_easy_pc          drop_label_issues -> top_fraction(el2n, low, per_class: true)
   cl_coverage_pc      drop_label_issues -> coverage(el2n, beta 0, per_class: true)
-  recommended         datapruner.selection.recipes.recommended(f) (the shipped recipe)
+  recommended         datapruner.selection.recipes.recommended(f) (the shipped recipe), on the flags of the
+                      recipe's own detector (RECOMMENDED_SCORERS: LABEL_NOISE_DETECTOR); the cl_* methods use
+                      the default confident_learning flags
 
 Run:  .venv/bin/python benchmarks/pruning_curve.py [--quick] [--train-rows N] [--datasets sst2,banking77]
 Writes benchmarks/results/pruning_curve.json and pruning_curve_<dataset>_<regime>.png
@@ -60,6 +62,8 @@ import common  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from datapruner.selection.recipes import RECOMMENDED_SCORERS  # noqa: E402
+
 FRACTIONS = [0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0]
 SEEDS = [0, 1, 2]
 RANDOM_SEEDS = [0, 1, 2, 3, 4]
@@ -75,9 +79,7 @@ METHODS = [
     "coverage", "d2", "el2n_easy", "el2n_hard", "el2n_hard_offset", "grand", "proto_hard", "proto_easy",
     "dbp", "semdedup_dbp", "ppl_middle", "cl_el2n", "quadrants",
 ]
-#: Methods the MLP probe measures in a full run (the CPU budget of a shared 2-core machine: the MLP
-#: costs about 5x the logistic probe); the other MLP cells say "not run" with that reason.
-MLP_METHODS = ["random", "recommended", "cl_easy_pc", "cl_coverage_pc", "el2n_easy_pc", "coverage_pc", "moderate_pc", "el2n_hard"]
+RECIPE_DETECTOR = next(s for s in RECOMMENDED_SCORERS if s["name"] == "confident_learning")
 NEW = {"coverage", "coverage_pc", "d2", "moderate", "moderate_pc", "cl_easy_pc", "cl_coverage_pc", "recommended", "el2n_easy_pc"}
 REPORT_FRACTIONS = (0.1, 0.3, 0.5)
 
@@ -171,9 +173,23 @@ def compute_scores(name: str, regime: str, train: common.Split, *, labels: np.nd
         work / f"out_dd_{name}_{regime}", threads=threads, cache_name=f"pruning_{key}_{regime}_dedup",
     )
     timings["semdedup_dbp_scorers_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    detector = common.score_with_library(
+        path, [RECIPE_DETECTOR], work / f"out_rec_{name}_{regime}", threads=threads,
+        cache_name=f"pruning_{key}_{regime}_recipe_" + hashlib.sha1(json.dumps(RECIPE_DETECTOR, sort_keys=True).encode()).hexdigest()[:8],
+    )
+    timings["recipe_detector_s"] = round(time.perf_counter() - t0, 2)
     scores = dict(main)
     scores.update({f"dd_{k}": v for k, v in dedup.items()})
+    scores.update({f"rec_{k}": v for k, v in detector.items()})
     return scores, timings
+
+
+def scores_for(method: str, scores: dict) -> dict:
+    """The columns `method` selects on: the recipe reads its own detector's flags and label quality."""
+    if method != "recommended":
+        return scores
+    return {**scores, **{k[len("rec_"):]: v for k, v in scores.items() if k.startswith("rec_")}}
 
 
 def perplexity_scores(name: str, train: common.Split, key: str, work: Path, threads: int) -> tuple[np.ndarray, float]:
@@ -187,8 +203,9 @@ def perplexity_scores(name: str, train: common.Split, key: str, work: Path, thre
 def curve_cache(key: str, regime: str, probe: str, method: str, quick: bool) -> Path:
     from datapruner.paths import cache_dir
 
-    tag = hashlib.sha1(json.dumps([FRACTIONS, SEEDS, RANDOM_SEEDS, PROBES[probe], TRAIN, [method_specs(method, f) for f in FRACTIONS] if method != "random" else []],
-                                  sort_keys=True).encode()).hexdigest()[:10]
+    specs = [method_specs(method, f) for f in FRACTIONS] if method != "random" else []
+    detector = RECIPE_DETECTOR if method == "recommended" else None
+    tag = hashlib.sha1(json.dumps([FRACTIONS, SEEDS, RANDOM_SEEDS, PROBES[probe], TRAIN, specs, detector], sort_keys=True).encode()).hexdigest()[:10]
     return cache_dir() / "benchmarks" / f"curve_{key}_{regime}_{probe}_{method}_{tag}{'_quick' if quick else ''}.json"
 
 
@@ -210,7 +227,7 @@ def selections_for(method: str, *, scores, context, n: int, memo: dict) -> dict[
             out[f] = masks
             continue
         if (method, f) not in memo:
-            memo[method, f] = select(scores, method_specs(method, f), context)
+            memo[method, f] = select(scores_for(method, scores), method_specs(method, f), context)
         out[f] = [(memo[method, f], seed) for seed in SEEDS]
     return out
 
@@ -374,6 +391,10 @@ def make_note(quick: bool, n_train, not_run: dict) -> str:
     )
 
 
+def _count(result: dict, key: str) -> str:
+    return f"{result[key]:,}" if key in result else "not run (a results file from before the recipe's detector)"
+
+
 def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
     keys = list(results)
     lines = [note, "", "**Accuracy minus random, in random's standard deviations** (z = (method - mean of random) / sd of random; "
@@ -433,8 +454,12 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
     for k, v in sw.items():
         lines.append(f"| {k} | " + " | ".join(f"{v['easy_minus_coverage'][str(f)]:+.3f}" for f in fs) + " | "
                      + (f"{int(v['switch'] * 100)} %" if v["switch"] is not None else "none (easy-first wins at 90 %)") + " |")
-    lines += ["", "Rows confident learning flags (`is_label_issue`) against the rows flipped:", "", "| dataset / regime | train rows | flipped | flagged |", "|---|---|---|---|"]
-    lines += [f"| {k} | {r['n_train']:,} | {r['n_flipped']:,} | {r['n_label_issues_flagged']:,} |" for k, r in results.items()]
+    lines += ["", "Rows confident learning flags (`is_label_issue`) against the rows flipped: the default detector (the `cl_*` methods) "
+              "and the recipe's (`recommended`, `datapruner.selection.recipes.LABEL_NOISE_DETECTOR`):", "",
+              "| dataset / regime | train rows | flipped | flagged, default (of them flipped) | flagged, recipe (of them flipped) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {k} | {r['n_train']:,} | {r['n_flipped']:,} | {r['n_label_issues_flagged']:,} ({_count(r, 'flipped_among_flagged')}) | "
+              f"{_count(r, 'n_label_issues_flagged_recipe')} ({_count(r, 'flipped_among_flagged_recipe')}) |" for k, r in results.items()]
     lines += ["", "Best selection against training on all rows of the same regime (MLP probe):", "",
               "| dataset / regime | full-data accuracy | best method | keep | accuracy | best minus full |", "|---|---|---|---|---|---|"]
     for k in keys:
@@ -529,9 +554,6 @@ def main(argv=None) -> None:
                         if method in not_run:
                             curves[method] = {"not_run": not_run[method]}
                             continue
-                        if probe == "mlp" and not args.quick and method not in MLP_METHODS:
-                            curves[method] = {"not_run": "MLP probe cut for CPU time on the shared 2-core machine (logreg probe has it)"}
-                            continue
                         path = curve_cache(key, regime, probe, method, args.quick)
                         if path.exists() and (method not in compute or not args.quick):
                             curves[method] = json.loads(path.read_text())
@@ -560,6 +582,9 @@ def main(argv=None) -> None:
                     "dataset": name, "regime": regime, "n_train": len(train), "n_train_full": len(train_full), "n_test": len(test),
                     "n_classes": k, "n_flipped": int(flipped.sum()),
                     "n_label_issues_flagged": int(np.nansum(scores["is_label_issue"])),
+                    "n_label_issues_flagged_recipe": int(np.nansum(scores["rec_is_label_issue"])),
+                    "flipped_among_flagged": int(np.sum(flipped & (np.nan_to_num(scores["is_label_issue"]) > 0.5))),
+                    "flipped_among_flagged_recipe": int(np.sum(flipped & (np.nan_to_num(scores["rec_is_label_issue"]) > 0.5))),
                     "n_semdedup_duplicates": int(np.nansum(scores["dd_semdedup_duplicate"])),
                     "curves": by_probe["mlp"], "curves_by_probe": by_probe,
                 }
@@ -569,7 +594,7 @@ def main(argv=None) -> None:
     payload = {
         "train_rows": n_train or "all", "test_rows": n_test or "all", "fractions": FRACTIONS, "seeds": SEEDS, "random_seeds": RANDOM_SEEDS,
         "noise_rate": NOISE, "dbp_clusters": DBP_CLUSTERS, "methods": METHODS, "new_methods": sorted(NEW), "not_run": not_run,
-        "probes": PROBES, "training": TRAIN, "mlp_methods": MLP_METHODS, "timings": timings, "results": results, "plots": png,
+        "probes": PROBES, "training": TRAIN, "timings": timings, "results": results, "plots": png,
         "loadavg_at_start": list(os.getloadavg()),
     }
     payload = finish(payload, args.quick)

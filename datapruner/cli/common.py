@@ -62,7 +62,8 @@ def add_overwrite_flag(p) -> None:
 
 
 def config_from_flags(args: argparse.Namespace, selection: list[dict[str, Any]]) -> dict[str, Any]:
-    params: dict[str, dict[str, Any]] = {name: {} for name in args.scorer}
+    defaults = getattr(args, "scorer_defaults", {})  # set by a recipe (prune --recipe)
+    params: dict[str, dict[str, Any]] = {name: dict(defaults.get(name, {})) for name in args.scorer}
     for item in args.param:
         key, value = parse_key_value(item, "--param", "perplexity.response_only=true")
         scorer, dot, name = key.partition(".")

@@ -47,6 +47,7 @@ def _selection(args) -> list[dict]:
             raise ConfigError("--label-column", None, f"the label column: recipe {args.recipe!r} reads class labels")
         scorers, selection = recipe_parts(args.recipe, args.keep)
         args.scorer = [*args.scorer, *(s for s in scorers if s not in args.scorer)]
+        args.scorer_defaults = scorers  # the recipe's scorer parameters; --param still overrides them
         return selection
     if not args.scorer:
         raise ConfigError("--scorer", None, "at least one scorer (see `datapruner info`), or --recipe")

@@ -4,13 +4,15 @@
 training sets, clean and with 20 % label noise (benchmarks/pruning_curve.py; docs/selection.md
 and the README's pruning section give the tables):
 
-1. ``drop_label_issues`` with ``min_keep_total: keep_total``: drop the rows confident learning
-   flags (cleanlab on out-of-sample probabilities), but never so many that fewer than the budget
+1. ``drop_label_issues`` with ``min_keep_total: keep_total``: drop the rows the label-noise detector
+   flags (`LABEL_NOISE_DETECTOR`: cleanlab on out-of-sample probabilities of the embedding proxy
+   blended with TF-IDF models, refit without the first flags), but never so many that fewer than the budget
    survive: when more than ``1 - keep_total`` of the rows are flagged, only the most suspicious
    flagged rows (lowest label quality) go, so the chain still returns ``keep_total`` of the rows.
    Needs the `confident_learning` scorer.
-2. Coverage per class (``coverage, beta: 0, per_class: true``): sample the EL2N range inside every
-   class, so easy and hard rows are kept in proportion.
+2. Coverage per class (``coverage, beta: hard_cut(keep_total), per_class: true``): cut the hardest
+   rows of each class (none from 40 % kept upwards), then sample the EL2N range inside every class,
+   so easy and hard rows are kept in proportion.
 
 The regime rule (Sorscher et al. 2022: keep the easiest rows when data is scarce, harder ones when
 it is abundant) is the ``switch`` parameter: below it, the second step keeps the easiest EL2N rows
@@ -31,8 +33,25 @@ from datapruner.validation import check_fraction
 #: instead of sampling the range; None = coverage at every budget (what the benchmarks support).
 RECOMMENDED_SWITCH: float | None = None
 
-#: The scorers the recommended chain reads (added to a run that uses it).
-RECOMMENDED_SCORERS = ({"name": "confident_learning"}, {"name": "el2n"})
+#: The label-noise detector of the recommended chain (docs/training-scores.md, "The better detector"):
+#: the embedding proxy blended with TF-IDF models, the least self-confident rows flagged, as many as
+#: cleanlab's two issue-count estimators say on average, then trained again without them and re-detected.
+LABEL_NOISE_DETECTOR = {"text_features": True, "filter_by": "low_self_confidence", "issue_count": "mean", "refit_clean": True}
+
+#: The scorers the recommended chain reads, with their parameters (added to a run that uses it).
+RECOMMENDED_SCORERS = ({"name": "confident_learning", "params": LABEL_NOISE_DETECTOR}, {"name": "el2n", "params": {}})
+
+
+#: CCS's hard cut (METHODS.md D1): none at low pruning rates, growing as the budget shrinks. The
+#: recipe cuts ``max(0, HARD_CUT_FROM - keep_total)`` of the hardest rows of each class before
+#: sampling the score range: nothing from 40 % kept upwards, 0.3 at 10 % kept (the CCS authors'
+#: own CIFAR-10 example at 90 % pruning cuts 0.3).
+HARD_CUT_FROM = 0.4
+
+
+def hard_cut(keep_total: float) -> float:
+    """The coverage step's `beta` for a budget of `keep_total`: ``max(0, HARD_CUT_FROM - keep_total)``."""
+    return round(max(0.0, HARD_CUT_FROM - float(keep_total)), 6)
 
 
 def recommended(keep_total: float, *, score: str = "el2n", switch: float | None = RECOMMENDED_SWITCH) -> list[dict[str, Any]]:
@@ -58,7 +77,7 @@ def recommended(keep_total: float, *, score: str = "el2n", switch: float | None 
     if switch is not None and keep_total < switch:
         chain.append({"policy": "top_fraction", "score": score, "keep_total": keep_total, "direction": "low", "per_class": True})
     else:
-        chain.append({"policy": "coverage", "score": score, "keep_total": keep_total, "beta": 0.0, "per_class": True})
+        chain.append({"policy": "coverage", "score": score, "keep_total": keep_total, "beta": hard_cut(keep_total), "per_class": True})
     return chain
 
 

@@ -13,17 +13,17 @@ import yaml
 from datapruner.config import load_config
 from datapruner.errors import ConfigError
 from datapruner.selection.base import count_for
-from datapruner.selection.recipes import RECOMMENDED_SWITCH, recipe_selection, recommended
+from datapruner.selection.recipes import RECOMMENDED_SCORERS, RECOMMENDED_SWITCH, recipe_selection, recommended
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def test_recommended_is_coverage_per_class_unless_a_switch_is_given():
     assert RECOMMENDED_SWITCH is None
-    for keep in (0.1, 0.5, 0.9):
+    for keep, beta in ((0.1, 0.3), (0.3, 0.1), (0.4, 0.0), (0.5, 0.0), (0.9, 0.0)):  # CCS's cut: max(0, 0.4 - keep)
         chain = recommended(keep)
         assert [p["policy"] for p in chain] == ["drop_label_issues", "coverage"]
-        assert chain[0]["min_keep_total"] == keep and chain[1]["per_class"] is True and chain[1]["beta"] == 0.0
+        assert chain[0]["min_keep_total"] == keep and chain[1]["per_class"] is True and chain[1]["beta"] == pytest.approx(beta)
     below, above = recommended(0.2, switch=0.5), recommended(0.5, switch=0.5)
     assert [p["policy"] for p in below] == ["drop_label_issues", "top_fraction"] and below[1]["direction"] == "low"
     assert [p["policy"] for p in above] == ["drop_label_issues", "coverage"]
@@ -37,6 +37,7 @@ def test_shipped_config_is_the_recipe():
     raw = yaml.safe_load((CONFIGS / "curate-recommended.yaml").read_text())
     keep = raw["selection"][-1]["keep_total"]
     assert raw["selection"] == recommended(keep)
+    assert [{"params": {}, **s} for s in raw["scorers"]] == list(RECOMMENDED_SCORERS)
     load_config(CONFIGS / "curate-recommended.yaml", out="unused")  # valid at load
 
 
@@ -68,6 +69,8 @@ def test_prune_recipe_recommended_end_to_end(test_data, tmp_path):
     assert len(labels) == len(keep)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["selection"] == recommended(0.3)
+    used = {s["name"]: s.get("params", {}) for s in manifest["config"]["scorers"]}
+    assert used == {s["name"]: s["params"] for s in RECOMMENDED_SCORERS}  # the recipe's detector, not the default
 
 
 @pytest.mark.slow
