@@ -61,14 +61,16 @@ class StepStore:
         folder = self.directory / key
         if not (folder / MARKER).exists():
             return None
-        table = pq.read_table(folder / "columns.parquet")
+        path = folder / "columns.parquet"
         out = {}
-        for name in table.column_names:
-            col = table.column(name)
-            values = col.to_numpy(zero_copy_only=False)
+        for name in pq.read_schema(path).names:  # a column at a time, copied out of Arrow's memory
+            col = pq.read_table(path, columns=[name]).column(name)
             if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_null(col.type) or col.null_count:
-                values = np.array(col.to_pylist(), dtype=object)
-            out[name] = values
+                out[name] = np.array(col.to_pylist(), dtype=object)
+            else:
+                out[name] = np.array(col.to_numpy(zero_copy_only=False))
+            del col
+            pa.default_memory_pool().release_unused()  # else the pool keeps every column's pages resident
         return out
 
     def save(self, key: str, name: str, columns: dict[str, np.ndarray]) -> None:
