@@ -491,7 +491,7 @@ def main(argv=None) -> None:
     ap.add_argument("--regimes", default="clean,noise20", help="label regimes to measure (default clean,noise20)")
     ap.add_argument("--probes", default=",".join(PROBES), help="probes to measure (default logreg,mlp; the others are read from the curve cache)")
     ap.add_argument("--methods", default=",".join(METHODS), help="compute only these (the others are read from the curve cache)")
-    ap.add_argument("--perplexity", action="store_true", help="score perplexity under SmolLM2 (slow: about 30 min per 7k rows here); default: only with --quick")
+    ap.add_argument("--perplexity", action="store_true", help="score perplexity under SmolLM2 (the slowest score: every train text through the LM, cached per dataset); default: only with --quick")
     ap.add_argument("--replot", action="store_true", help="rebuild the PNGs, goals and README block from the results JSON (no recomputation)")
     args = ap.parse_args(argv)
     global FRACTIONS, SEEDS, RANDOM_SEEDS, TRAIN
@@ -510,8 +510,8 @@ def main(argv=None) -> None:
     if args.quick:
         FRACTIONS, SEEDS, RANDOM_SEEDS, TRAIN = [0.3, 0.5, 1.0], [0], [0, 1], {"epochs": 10, "min_steps": 40}
     with_ppl = args.perplexity or args.quick
-    not_run = {} if with_ppl else {"ppl_middle": "perplexity under SmolLM2-135M is the slowest score: about 30 min of one core per 7k rows, "
-                                                  "so about 70 min for both train sets, more than this run's CPU budget; pass --perplexity"}
+    not_run = {} if with_ppl else {"ppl_middle": "perplexity under SmolLM2-135M is the slowest score (every train text through the LM); "
+                                                  "pass --perplexity"}
     compute = set(args.methods.split(","))
     n_train = 240 if args.quick else (args.train_rows or None)
     n_test = 200 if args.quick else None
