@@ -380,14 +380,17 @@ def render(parts: dict) -> str:
             stages = " | ".join(f"{t.get(k, float('nan')):.1f}" for k in ("score:text_stats", "score:prototypicality", "score:density", "write"))
             lines.append(f"| {run['engine']} | {run['concurrency'] or ''} | {run['wall_s']:.1f} | {run.get('ratio_to_local', float('nan')):.2f} | "
                          f"{stages} | {run['loadavg_after'][0]:.1f} | {run['n_kept']:,} |")
-        lines += ["", f"{r['n_rows']:,} rows, {r['threads']} thread(s) per process, load average {r['loadavg_start'][0]:.1f} at the start "
-                      "(other jobs shared the 2 cores); ratio = wall / the faster local run; Ray's start-up (`ray.init`) is outside "
+        lines += ["", f"{r['n_rows']:,} rows, {r['threads']} thread(s) per process, load average {r['loadavg_start'][0]:.1f} at the start; "
+                      "ratio = wall / the faster local run; Ray's start-up (`ray.init`) is outside "
                       f"the wall time. Kept ids identical across every run: **{'yes' if r['identical_kept_ids'] else 'NO'}**."]
     else:
         lines.append("not run (run `benchmarks/scale.py --part ray`)")
     plot = common.RESULTS / "scale.png"
     if plot.exists() and s:
         lines += ["", "![scale](benchmarks/results/scale.png)"]
+    ran = [f"{name}: `{part['command']}` ({part.get('finished_utc', 'time not recorded')})" for name, part in parts.items() if part.get("command")]
+    if ran:
+        lines += ["", "Each part's own run (the footer names the last one): " + "; ".join(ran) + "."]
     return "\n".join(lines)
 
 
