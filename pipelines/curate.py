@@ -155,6 +155,7 @@ def score_dataset(cfg: RunConfig, *, resume: bool = False) -> ScoredDataset:
     out_dir = Path(cfg.output.dir)
     check_output_location(out_dir, cfg.input.path)
     executor = make_executor(cfg.engine, cfg.ray)
+    executor.start()  # the engine's start-up overlaps the ingest pass
     steps = [make_scorer(s.name, {**s.params}) for s in cfg.scorers]
     for step in steps:
         step.draw_plots = cfg.output.plots

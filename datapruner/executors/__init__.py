@@ -23,6 +23,10 @@ class Executor(Protocol):
 
     name: str
 
+    def start(self) -> None:
+        """Begin the engine's own start-up work without waiting for it; called once, before the input is
+        read (the ingest pass runs on the driver meanwhile)."""
+
     def map_batches(self, step: ScoreStep, view: DatasetView) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """Score every batch of `view` with the fitted `step`.
 
@@ -45,6 +49,9 @@ class LocalExecutor:
     `step.bucket_rows` rows when the step asks for them)."""
 
     name = "local"
+
+    def start(self):
+        """Nothing to start: every batch runs in this process."""
 
     def map_batches(self, step, view):
         """See `Executor.map_batches`."""
