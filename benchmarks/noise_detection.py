@@ -42,9 +42,11 @@ import common  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from datapruner.selection.recipes import LABEL_NOISE_DETECTOR  # noqa: E402
+
 EL2N_THRESHOLD = 1.0
-#: The issue-11 detector's `confident_learning` params (docs/training-scores.md).
-DETECTOR_PARAMS = {"text_features": True, "filter_by": "low_self_confidence", "issue_count": "mean", "refit_clean": True}
+#: The issue-11 detector's `confident_learning` params: the recommended recipe's (docs/training-scores.md).
+DETECTOR_PARAMS = LABEL_NOISE_DETECTOR
 GOAL_DETECTOR = "refit_clean"
 DATASETS = ("sst2", "banking77")
 

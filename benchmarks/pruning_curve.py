@@ -391,10 +391,6 @@ def make_note(quick: bool, n_train, not_run: dict) -> str:
     )
 
 
-def _count(result: dict, key: str) -> str:
-    return f"{result[key]:,}" if key in result else "not run (a results file from before the recipe's detector)"
-
-
 def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
     keys = list(results)
     lines = [note, "", "**Accuracy minus random, in random's standard deviations** (z = (method - mean of random) / sd of random; "
@@ -458,8 +454,8 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
               "and the recipe's (`recommended`, `datapruner.selection.recipes.LABEL_NOISE_DETECTOR`):", "",
               "| dataset / regime | train rows | flipped | flagged, default (of them flipped) | flagged, recipe (of them flipped) |",
               "|---|---|---|---|---|"]
-    lines += [f"| {k} | {r['n_train']:,} | {r['n_flipped']:,} | {r['n_label_issues_flagged']:,} ({_count(r, 'flipped_among_flagged')}) | "
-              f"{_count(r, 'n_label_issues_flagged_recipe')} ({_count(r, 'flipped_among_flagged_recipe')}) |" for k, r in results.items()]
+    lines += [f"| {k} | {r['n_train']:,} | {r['n_flipped']:,} | {r['n_label_issues_flagged']:,} ({r['flipped_among_flagged']:,}) | "
+              f"{r['n_label_issues_flagged_recipe']:,} ({r['flipped_among_flagged_recipe']:,}) |" for k, r in results.items()]
     lines += ["", "Best selection against training on all rows of the same regime (MLP probe):", "",
               "| dataset / regime | full-data accuracy | best method | keep | accuracy | best minus full |", "|---|---|---|---|---|---|"]
     for k in keys:

@@ -61,8 +61,10 @@ def add_overwrite_flag(p) -> None:
                    help="replace an earlier datapruner run in the output folder (otherwise it is refused)")
 
 
-def config_from_flags(args: argparse.Namespace, selection: list[dict[str, Any]]) -> dict[str, Any]:
-    defaults = getattr(args, "scorer_defaults", {})  # set by a recipe (prune --recipe)
+def config_from_flags(args: argparse.Namespace, selection: list[dict[str, Any]], *,
+                      scorer_params: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run config of the CLI flags; `scorer_params` (a recipe's) are each scorer's defaults under ``--param``."""
+    defaults = scorer_params or {}
     params: dict[str, dict[str, Any]] = {name: dict(defaults.get(name, {})) for name in args.scorer}
     for item in args.param:
         key, value = parse_key_value(item, "--param", "perplexity.response_only=true")

@@ -32,8 +32,9 @@ def register(sub) -> None:
     s.set_defaults(func=run_score)
 
 
-def _selection(args) -> list[dict]:
-    """The selection chain of the flags; with --recipe, the recipe's chain (and the scorers it reads are added)."""
+def _selection(args) -> tuple[list[dict], dict[str, dict]]:
+    """(selection chain, scorer parameters) of the flags; with --recipe, the recipe's chain, and the scorers it
+    reads are added to `args.scorer` with the recipe's parameters (``--param`` still overrides them)."""
     from datapruner.errors import ConfigError
 
     if args.recipe is not None:
@@ -47,25 +48,24 @@ def _selection(args) -> list[dict]:
             raise ConfigError("--label-column", None, f"the label column: recipe {args.recipe!r} reads class labels")
         scorers, selection = recipe_parts(args.recipe, args.keep)
         args.scorer = [*args.scorer, *(s for s in scorers if s not in args.scorer)]
-        args.scorer_defaults = scorers  # the recipe's scorer parameters; --param still overrides them
-        return selection
+        return selection, scorers
     if not args.scorer:
         raise ConfigError("--scorer", None, "at least one scorer (see `datapruner info`), or --recipe")
     column = args.score_column or args.scorer[0]
     if args.band:
-        return [{"policy": "band", "score": column, "keep": args.keep, "band": args.band}]
+        return [{"policy": "band", "score": column, "keep": args.keep, "band": args.band}], {}
     rule = {"policy": "top_fraction", "score": column, "keep": args.keep, "direction": args.direction}
     if args.offset:
         rule["offset"] = args.offset
-    return [rule]
+    return [rule], {}
 
 
 def run_prune(args) -> int:
     from datapruner.cli.common import config_from_flags, print_result
     from datapruner.pipelines.curate import curate
 
-    selection = _selection(args)
-    print_result(curate(config_from_flags(args, selection)))
+    selection, scorer_params = _selection(args)
+    print_result(curate(config_from_flags(args, selection, scorer_params=scorer_params)))
     return 0
 
 

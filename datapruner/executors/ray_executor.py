@@ -123,7 +123,8 @@ class RayExecutor:
         """
         ray = self._init()
         warm = ray.remote(num_cpus=1)(import_task_modules)
-        self._warming = [warm.remote() for _ in range(max(1, int(ray.cluster_resources().get("CPU", 1))))]
+        for _ in range(max(1, int(ray.cluster_resources().get("CPU", 1)))):
+            warm.remote()  # not waited for: a task runs whether or not its result is kept
 
     def map_batches(self, step, view: DatasetView):
         """Score every row on Ray Data; yield (rows, columns) parts (see `Executor`)."""
