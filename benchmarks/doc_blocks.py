@@ -53,7 +53,8 @@ def compression_speed() -> str:
     if not levers:
         return f"not run ({_rel(path)} has no speed_levers; run benchmarks/compression.py)"
     lines = ["| dataset | variant | latency / encoder pass (4x, n) | mean latency (s) | encoder pass (s) | "
-             "answer recall 4x | answer recall 8x | units encoded 4x / 8x / 16x |", "|---|---|---|---|---|---|---|---|"]
+             "latency / LongLLMLingua (4x, n) | answer recall 4x | answer recall 8x | units encoded 4x / 8x / 16x |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for ds, row in levers.items():
         for m, x in row.items():
             enc = x.get("units_encoded_fraction", {})
@@ -63,12 +64,15 @@ def compression_speed() -> str:
                 lat = ["not run (no timed pair)"] * 3
             else:
                 lat = [f"{x['latency_ratio']:.2f} (n={x['n']})", f"{x['latency_s_mean']:.3f}", f"{x['encoder_pass_latency_s_mean']:.3f}"]
-            lines.append(f"| {ds} | {m} | {' | '.join(lat)} | {rec[0]} | {rec[1]} | {enc_s} |")
-    load = d.get("settings", {}).get("load_average_at_start")
-    lines += ["", f"Goal: latency / encoder pass <= 0.5. {d.get('threads', 1)} torch thread(s); load average {load} at the "
-              f"start of the run (a shared 2-core machine: the ratios compare methods run in turn on the same "
-              f"questions in one process; absolute seconds are noisy). Source: `{_rel(path)}` "
-              f"(`{d.get('command')}`, finished {d.get('finished_utc')})."]
+            ll = x.get("vs_longllmlingua")
+            ll_s = f"{ll['ratio']:.3f} (n={ll['n']})" if ll else "not run (not timed beside LongLLMLingua)"
+            lines.append(f"| {ds} | {m} | {' | '.join(lat)} | {ll_s} | {rec[0]} | {rec[1]} | {enc_s} |")
+    runs = d.get("part_runs") or [{"file": path.name, "load_average_at_start": d.get("settings", {}).get("load_average_at_start")}]
+    load = "; ".join(f"{r['file']} {', '.join(f'{x:.1f}' for x in r.get('load_average_at_start') or [])}" for r in runs)
+    lines += ["", f"Goals: latency / encoder pass <= 0.5, latency / LongLLMLingua <= 0.02. {d.get('threads', 1)} torch "
+              f"thread(s); load average at the start of each part: {load} (2 cores: the ratios compare methods run in "
+              f"turn on the same questions in one process; absolute seconds are noisy). Source: `{_rel(path)}` "
+              f"(`{d.get('command')}`, finished {d.get('finished_utc')}; each part's command in the JSON's part_runs)."]
     return "\n".join(lines)
 
 

@@ -1,8 +1,9 @@
 """B5 fused lexical + dense ranking as a compression method (the formulas: :mod:`datapruner.scorers.fusion`).
 
 Per request: BM25 of every unit and of every passage, cosine of every unit and of every passage
-(the mean of its unit vectors) with the query under the bundled MiniLM, fused by reciprocal rank
-fusion (``fusion: rrf``, k = 60, w = 1) or by the shipped logistic model (``fusion: learned``).
+(the mean of its unit vectors) with the query under the bundled MiniLM (on ONNX Runtime int8 by
+default, ``backend``), fused by the shipped logistic model (``fusion: learned``, the default) or by
+reciprocal rank fusion (``fusion: rrf``, k = 60, w = 1); the compression benchmark compares them.
 Selection: a budget-free MMR order on the fused score (``redundancy`` = lambda of B5, 0 disables
 it), taken while units fit the cap (forced units first); the engine then fills what is left and
 re-checks the cap on the rendered text. Because the order does not depend on the budget, a larger
@@ -20,40 +21,53 @@ import numpy as np
 from datapruner.compression.embedding import embed_items
 from datapruner.compression.method import CompressionMethod, check_model_name
 from datapruner.compression.selection import UnitSelection, select_in_order
-from datapruner.models import shared_embedder
-from datapruner.scorers.fusion import (LearnedFusion, bundled_weights_path, lexical_features, mmr_order,
+from datapruner.errors import ConfigError
+from datapruner.models import BUNDLED_EMBEDDER, ENCODER_BACKENDS, shared_embedder
+from datapruner.scorers.fusion import (FEATURES, LearnedFusion, bundled_weights_path, lexical_features, mmr_order,
                                        request_features, rrf)
 from datapruner.validation import check_choice, check_number
 
 FUSIONS = ("rrf", "learned")
+LEXICAL_COLUMNS = [FEATURES.index("bm25_unit"), FEATURES.index("bm25_passage")]
+# The bundled MiniLM on ONNX Runtime int8 matched fp32 torch's answer recall at under half its time
+# (benchmarks/compression.py, "Speed levers"); the method names its backend like its embedder, so the
+# process-wide models.encoder_backend (curation's) does not apply here.
+DEFAULT_BACKEND = "onnx-int8"
 
 
 class FusedMethod(CompressionMethod):
     """B5: BM25 + dense evidence of units and of their passages, fused, with MMR redundancy."""
 
     name = "fused"
-    summary = "B5 fused ranking: BM25 + MiniLM cosine of units and passages, reciprocal rank fusion (or learned), MMR"
+    summary = "B5 fused ranking: BM25 + MiniLM cosine of units and passages, learned logistic fusion (or reciprocal rank fusion), MMR"
     params_doc = {
-        "fusion": "'rrf' (default): reciprocal rank fusion, k = 60; 'learned': the logistic model in `weights`",
+        "fusion": "'learned' (default): the logistic model in `weights`; 'rrf': reciprocal rank fusion, k = 60",
         "redundancy": "lambda of the MMR term fused01(u) - lambda * max cos(e_u, e_v) over units taken, >= 0; "
                       "0 disables it (default 0.0)",
         "cascade": "encode only the lexically best units until they hold this many times the cap, >= 0; "
                    "0 encodes every unit (default 0.0)",
         "k1": "BM25 term-frequency saturation, > 0 (default 1.5)",
         "b": "BM25 length normalisation, in [0, 1] (default 0.75)",
-        "weights": "fusion: learned: 'bundled' (default, shipped) or a JSON from `datapruner fit-fusion`",
+        "weights": "the learned fusion's weights: 'bundled' (default, shipped) or a JSON from `datapruner fit-fusion`",
         "embedder": "sentence embedder: 'bundled-minilm' (default), a folder or a cached hub name",
+        "backend": "what runs the bundled embedder: 'onnx-int8' (default: ONNX Runtime, dynamic int8), 'onnx' "
+                   "(ONNX Runtime fp32) or 'torch' (fp32); a named embedder folder runs on 'torch' (the default there)",
     }
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.fusion = self.param("fusion", "rrf", check_choice, FUSIONS)
+        self.fusion = self.param("fusion", "learned", check_choice, FUSIONS)
         self.redundancy = self.param("redundancy", 0.0, check_number, low=0.0)
         self.cascade = self.param("cascade", 0.0, check_number, low=0.0)
         self.k1 = self.param("k1", 1.5, check_number, low=0.0, low_open=True)
         self.b = self.param("b", 0.75, check_number, low=0.0, high=1.0)
         self.weights = self.param("weights", "bundled", check_model_name)
-        self.embedder = self.param("embedder", "bundled-minilm", check_model_name)
+        self.embedder = self.param("embedder", BUNDLED_EMBEDDER, check_model_name)
+        bundled = self.embedder == BUNDLED_EMBEDDER
+        self.backend = self.param("backend", DEFAULT_BACKEND if bundled else "torch", check_choice, ENCODER_BACKENDS)
+        if self.backend != "torch" and not bundled:
+            raise ConfigError("params.backend", self.backend,
+                              "'torch' for a named embedder folder (the ONNX backends run the bundled MiniLM only)")
         self._model: LearnedFusion | None = None
 
     def learned(self) -> LearnedFusion:
@@ -72,9 +86,20 @@ class FusedMethod(CompressionMethod):
         mask[order[: int(np.searchsorted(held, self.cascade * item.cap)) + 1]] = True
         return mask
 
-    def fused_scores(self, features: np.ndarray) -> np.ndarray:
-        """(n,) fused score of each unit, higher = keep first."""
-        return rrf(features) if self.fusion == "rrf" else self.learned().score(features)
+    def fused_scores(self, features: np.ndarray, encoded: np.ndarray) -> np.ndarray:
+        """(n,) fused score of each unit, higher = keep first.
+
+        The learned fusion z-normalises over the encoded units only (the cascade's unencoded units
+        have no dense evidence, and their stand-in values would shift the z-scores); unencoded units
+        score below every encoded one, in the order of their lexical evidence."""
+        if self.fusion == "rrf":
+            return rrf(features)
+        scores = np.empty(len(features))
+        scores[encoded] = self.learned().score(features[encoded])
+        if not encoded.all():
+            lexical = rrf(features[~encoded][:, LEXICAL_COLUMNS])
+            scores[~encoded] = lexical / lexical.max() - 1.0  # in (-1, 0]; the sigmoid of an encoded unit is > 0
+        return scores
 
     def features(self, items) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per item: its (n_units, 4) features (:data:`datapruner.scorers.fusion.FEATURES`), the
@@ -83,7 +108,7 @@ class FusedMethod(CompressionMethod):
         lexical = [np.column_stack(lexical_features(it.query, it.texts, it.passage, it.passages, k1=self.k1, b=self.b))
                    if it.n_units else np.zeros((0, 2)) for it in items]
         masks = [self.encode_mask(it, lex) for it, lex in zip(items, lexical)]
-        units, queries = embed_items(shared_embedder(self.embedder), items, masks)
+        units, queries = embed_items(shared_embedder(self.embedder, backend=self.backend), items, masks)
         return [(request_features(e, q, it.passage, len(it.passages), lex[:, 0], lex[:, 1], mask), mask, e)
                 for it, lex, mask, e, q in zip(items, lexical, masks, units, queries)]
 
@@ -92,7 +117,7 @@ class FusedMethod(CompressionMethod):
             self.learned()  # a bad weights file fails before the encoder runs
         out = []
         for it, (feats, mask, e) in zip(items, self.features(items)):
-            scores = self.fused_scores(feats) if it.n_units else np.zeros(0)
+            scores = self.fused_scores(feats, mask) if it.n_units else np.zeros(0)
             passage_scores = np.full(len(it.passages), np.nan)
             for p in np.unique(it.passage):
                 passage_scores[p] = float(scores[it.passage == p].max())

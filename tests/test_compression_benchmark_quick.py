@@ -30,7 +30,7 @@ def test_compression_benchmark_quick(tmp_path):
     assert res["environment"]["torch_threads"] == 1
     assert set(res["summary"]) == set(res["datasets"]) and res["datasets"]
     for ds, by_method in res["summary"].items():
-        for m in ("fused", "fused_cascade", "fused_onnx", "mig", "random", "lead", "bm25", "embedding"):
+        for m in ("fused", "fused_torch", "fused_onnx", "fused_cascade", "fused_rrf", "mig", "random", "lead", "bm25", "embedding"):
             assert m in by_method, (ds, m)
             for ratio, subsets in by_method[m].items():
                 s = subsets["all"]
@@ -53,7 +53,7 @@ def test_compression_benchmark_quick(tmp_path):
         assert res["summary"][first][m]["4"]["all"]["n"] >= 1
         assert res["summary"][first][m]["4"]["all"]["over_budget_count"] == 0 or m in ("llmlingua", "longllmlingua")
     assert set(res["latency_ratios_4x"]) == set(res["datasets"])  # default / encoder pass, per dataset
-    assert set(res["speed_levers"][first]) == {"fused", "fused_cascade", "fused_onnx"}
+    assert set(res["speed_levers"][first]) == {"fused", "fused_torch", "fused_onnx", "fused_cascade"}
     assert res["summary"][first]["perplexity"]["4"]["all"]["over_budget_count"] == 0
     assert "llmlingua" in res["speed_vs_llmlingua_4x"][first]
     assert any("DynamicCache" in fix for fix in res["settings"]["llmlingua"]["offline_fixes"])

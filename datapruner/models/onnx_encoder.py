@@ -101,10 +101,18 @@ def quantize_int8(fp32: Path, final: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    # onnxruntime suggests its optional pre-processing step through the root logger (which would
+    # also install a handler there); the graph is quantised as exported, so the line is kept quiet.
+    root, quiet = logging.getLogger(), logging.NullHandler()
+    level = root.level
+    root.addHandler(quiet)
+    root.setLevel(logging.ERROR)
     try:
         quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
         os.replace(tmp, final)
     finally:
+        root.setLevel(level)
+        root.removeHandler(quiet)
         tmp.unlink(missing_ok=True)
 
 

@@ -51,7 +51,7 @@ def test_a_bad_weights_file_fails_naming_the_param_before_the_encoder_runs(tmp_p
         Compressor("fused", params={"fusion": "mean"})
 
 
-@pytest.mark.parametrize("params", [{}, {"fusion": "learned"}, {"redundancy": 0.3}, {"cascade": 1.5}])
+@pytest.mark.parametrize("params", [{}, {"fusion": "rrf"}, {"redundancy": 0.3}, {"cascade": 1.5}])
 def test_fused_keeps_the_answer_where_random_units_lose_it(params, xquad_cases, answer_recall):
     cases = xquad_cases(12)
     fused = Compressor("fused", params=params).compress_batch([(c.question, c.passages) for c in cases], rate=0.25)
@@ -74,3 +74,46 @@ def test_fit_fusion_is_deterministic_and_writes_small_weights(tmp_path):
         outs.append(json.loads(out.read_text()))
     assert outs[0]["coef"] == outs[1]["coef"] and len(outs[0]["coef"]) == len(FEATURES)
     assert outs[0]["meta"]["requests"] >= 6 and outs[0]["meta"]["positives"] > 0
+
+
+def test_the_default_fusion_is_the_learned_one(xquad_cases):
+    pairs = [(c.question, c.passages) for c in xquad_cases(4)]
+    default = Compressor("fused").compress_batch(pairs, rate=0.25)
+    learned = Compressor("fused", params={"fusion": "learned"}).compress_batch(pairs, rate=0.25)
+    assert [r.text for r in default] == [r.text for r in learned]
+
+
+def test_the_learned_fusion_ranks_the_cascades_encoded_units_on_their_own_z_scores():
+    from datapruner.scorers.compress_fused import FusedMethod
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(8, len(FEATURES)))
+    encoded = np.array([True, False, True, True, False, True, False, True])
+    feats[~encoded, FEATURES.index("dense_unit")] = -5.0  # the stand-in of a unit the cascade did not encode
+    method = FusedMethod()
+    scores = method.fused_scores(feats, encoded)
+    np.testing.assert_allclose(scores[encoded], method.learned().score(feats[encoded]))
+    assert scores[~encoded].max() < scores[encoded].min()
+    lexical = rrf(feats[~encoded][:, [FEATURES.index("bm25_unit"), FEATURES.index("bm25_passage")]])
+    assert np.argsort(-scores[~encoded], kind="stable").tolist() == np.argsort(-lexical, kind="stable").tolist()
+
+
+def test_the_bundled_encoder_runs_on_onnx_int8_by_default_and_a_named_folder_on_torch(tmp_path):
+    from datapruner.scorers.compress_fused import FusedMethod
+
+    assert FusedMethod().backend == "onnx-int8"
+    assert FusedMethod(backend="torch").backend == "torch"
+    assert FusedMethod(embedder=str(tmp_path)).backend == "torch"
+    with pytest.raises(ConfigError, match=r"params\.backend.*bundled MiniLM only"):
+        Compressor("fused", params={"embedder": str(tmp_path), "backend": "onnx-int8"})
+    with pytest.raises(ConfigError, match=r"params\.backend"):
+        Compressor("fused", params={"backend": "tensorrt"})
+
+
+def test_the_default_backend_keeps_what_fp32_torch_keeps_on_real_questions(xquad_cases, answer_recall):
+    cases = xquad_cases(12)
+    pairs = [(c.question, c.passages) for c in cases]
+    int8 = Compressor("fused").compress_batch(pairs, rate=0.25)
+    fp32 = Compressor("fused", params={"backend": "torch"}).compress_batch(pairs, rate=0.25)
+    assert all(r.tokens_after <= r.budget for r in int8)
+    assert answer_recall(cases, [r.text for r in int8]) >= answer_recall(cases, [r.text for r in fp32]) - 1 / 12
