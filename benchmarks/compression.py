@@ -180,8 +180,9 @@ def readme_markdown(res: dict) -> str:
         load = run.get("load_average_at_start") or []
         carried = "" if run["carried_methods"] == "all" else f" (records kept: {', '.join(run['carried_methods'])})"
         cmds = run["command"] if isinstance(run["command"], list) else [run["command"]]
-        lines.append(f"- part `{run['file']}`{carried}, started {run.get('started_utc')}, load average at start "
-                     f"{', '.join(f'{x:.1f}' for x in load)}: " + "; ".join(f"`{c}`" for c in cmds))
+        when = (f", started {run['started_utc']}, load average at start {', '.join(f'{x:.1f}' for x in load)}"
+                if run.get("started_utc") else ", an earlier merged result; its parts")
+        lines.append(f"- part `{run['file']}`{carried}{when}: " + "; ".join(f"`{c}`" for c in cmds))
     return "\n".join(lines)
 
 
@@ -194,6 +195,8 @@ def not_run_reason(plan: dict, not_run: dict, ds: str, method: str, ratio: int) 
         return "planned; not reached before the run's --deadline"
     if ds == LONG and method in SLOW:
         return "long case: fast methods only, CPU budget"
+    if ds == LONG and ratio not in LONG_RATIOS:
+        return f"long case: run at {', '.join(f'{r}x' for r in LONG_RATIOS)} only"
     if planned:
         return f"not planned at {ratio}x: ran at {', '.join(f'{r}x' for r in sorted(planned, key=int))} (CPU budget)"
     return "not in this run"
@@ -868,6 +871,22 @@ def read_part(spec: str) -> dict:
     return part
 
 
+def part_run(part: dict) -> dict:
+    """Where a merged part's records came from: its command(s), start and load average. A part that
+    is itself a merge lists the commands of its own parts that ran the methods it contributes (its
+    start and load average are those of its first part, so they are left out)."""
+    carried = part.get("carried_methods")
+    if not part.get("part_commands"):
+        return {"file": part["file"], "command": part.get("command"), "started_utc": part.get("started_utc"),
+                "load_average_at_start": part.get("settings", {}).get("load_average_at_start"),
+                "carried_methods": carried or "all"}
+    cmds = part["part_commands"]
+    if carried:
+        cmds = [c for c in cmds if set(carried) & set(re.search(r"--methods (\S+)", c).group(1).split(","))]
+    return {"file": part["file"], "command": cmds, "started_utc": None, "load_average_at_start": None,
+            "carried_methods": carried or "all"}
+
+
 def merge(specs: list[str], out_path: Path, ratios: list[int], command: str | None = None) -> int:
     """Merge per-process results into `out_path` (see :func:`read_part` for ``FILE.json:methods``).
     Records are pooled per (dataset, method, ratio); a question measured in two parts counts once
@@ -903,9 +922,7 @@ def merge(specs: list[str], out_path: Path, ratios: list[int], command: str | No
     res["elapsed_s"] = sum(p.get("elapsed_s", 0) for p in parts)
     res["processes"] = ("each part is one process with 1 torch thread (part_runs: its command, start and load average); "
                         "latency ratios pair records of the same part only; every part draws the same seeded questions")
-    res["part_runs"] = [{"file": p["file"], "command": p.get("part_commands") or p.get("command"), "started_utc": p.get("started_utc"),
-                         "load_average_at_start": p.get("settings", {}).get("load_average_at_start"),
-                         "carried_methods": p.get("carried_methods", "all")} for p in parts]
+    res["part_runs"] = [part_run(p) for p in parts]
     res.pop("part_commands", None)
     res.pop("file", None)
     if command and len(parts) > 1:  # re-rendering one file keeps the command that measured it

@@ -68,7 +68,8 @@ def compression_speed() -> str:
             ll_s = f"{ll['ratio']:.3f} (n={ll['n']})" if ll else "not run (not timed beside LongLLMLingua)"
             lines.append(f"| {ds} | {m} | {' | '.join(lat)} | {ll_s} | {rec[0]} | {rec[1]} | {enc_s} |")
     runs = d.get("part_runs") or [{"file": path.name, "load_average_at_start": d.get("settings", {}).get("load_average_at_start")}]
-    load = "; ".join(f"{r['file']} {', '.join(f'{x:.1f}' for x in r.get('load_average_at_start') or [])}" for r in runs)
+    load = "; ".join(f"{r['file']} {', '.join(f'{x:.1f}' for x in r['load_average_at_start'])}"
+                     for r in runs if r.get("load_average_at_start"))
     lines += ["", f"Goals: latency / encoder pass <= 0.5, latency / LongLLMLingua <= 0.02. {d.get('threads', 1)} torch "
               f"thread(s); load average at the start of each part: {load} (2 cores: the ratios compare methods run in "
               f"turn on the same questions in one process; absolute seconds are noisy). Source: `{_rel(path)}` "
