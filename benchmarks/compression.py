@@ -18,13 +18,18 @@ and exit 0 when absent):
 Ratios 2x/4x/8x/16x: ``rate = 1/ratio`` of the context's tokens in the bundled SmolLM2 tokenizer
 (passages joined by a blank line), a hard cap ``floor(rate * tokens)``.
 
-Methods, all in one process on the same inputs: the project's ``mig``, ``perplexity``, ``seqlabel``,
-``hybrid``; the library's baselines ``random``, ``lead``, ``bm25`` and ``embedding`` (registered as
-``dense``: bundled-MiniLM sentence top-k), all through ``datapruner.Compressor``;
-``llmlingua`` and ``longllmlingua`` via the ``llmlingua`` package on the bundled SmolLM2 with the
-STACK.md offline fixes (tiktoken mapping + the DynamicCache <-> legacy-list wrapper). The slow
-methods (perplexity, LLMLingua, LongLLMLingua) run on the first questions of each dataset's sample,
-round-robin over datasets, until their question count or the deadline is reached.
+Methods, all in one process on the same inputs: the default ``fused`` and its variants
+(``fused_torch``, ``fused_onnx``: other encoder backends; ``fused_cascade``; ``fused_rrf``: the
+other fusion), the project's ``mig``, ``perplexity``, ``seqlabel``, ``hybrid``; the library's
+baselines ``random``, ``lead``, ``bm25`` and ``embedding`` (registered as ``dense``: bundled-MiniLM
+sentence top-k), all through ``datapruner.Compressor``; ``llmlingua`` and ``longllmlingua`` via the
+``llmlingua`` package on the bundled SmolLM2 with the STACK.md offline fixes (tiktoken mapping + the
+DynamicCache <-> legacy-list wrapper). The slow methods run on the first questions of each
+dataset's sample, round-robin over datasets, until their question count or the deadline is
+reached: LLMLingua / LongLLMLingua on ``--slow-n`` questions at ``--slow-ratios``, the project's
+perplexity / seqlabel / hybrid on ``--project-n`` at ``--project-ratios``. Every run records its
+plan; the "not run" reasons and the shortfall notes are computed from it. Parts run as separate
+commands are joined with ``--merge A.json B.json OLD.json:m1,m2`` (the last keeps only methods m1, m2).
 
 Usage:
   .venv/bin/python benchmarks/compression.py                 # full run -> results/compression.json

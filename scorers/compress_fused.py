@@ -39,7 +39,7 @@ class FusedMethod(CompressionMethod):
     """B5: BM25 + dense evidence of units and of their passages, fused, with MMR redundancy."""
 
     name = "fused"
-    summary = "B5 fused ranking: BM25 + MiniLM cosine of units and passages, learned logistic fusion (or reciprocal rank fusion), MMR"
+    summary = "B5 fused ranking: BM25 + MiniLM cosine of units and passages, learned fusion (or RRF), MMR"
     params_doc = {
         "fusion": "'learned' (default): the logistic model in `weights`; 'rrf': reciprocal rank fusion, k = 60",
         "redundancy": "lambda of the MMR term fused01(u) - lambda * max cos(e_u, e_v) over units taken, >= 0; "

@@ -77,6 +77,9 @@ def test_fit_fusion_is_deterministic_and_writes_small_weights(tmp_path):
 
 
 def test_the_default_fusion_is_the_learned_one(xquad_cases):
+    from datapruner.scorers.compress_fused import FusedMethod
+
+    assert FusedMethod().fusion == "learned"
     pairs = [(c.question, c.passages) for c in xquad_cases(4)]
     default = Compressor("fused").compress_batch(pairs, rate=0.25)
     learned = Compressor("fused", params={"fusion": "learned"}).compress_batch(pairs, rate=0.25)
