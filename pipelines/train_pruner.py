@@ -380,7 +380,7 @@ def example_unit_cosines(examples: list[Example]) -> list[np.ndarray]:
     from datapruner.models.shared import shared_embedder
     from datapruner.scorers.seqlabel import query_unit_cosines
 
-    return query_unit_cosines(shared_embedder(), [ex.query for ex in examples],
+    return query_unit_cosines(shared_embedder(backend="torch"), [ex.query for ex in examples],
                               [[ex.passage[s:e] for s, e in ex.units] for ex in examples])
 
 

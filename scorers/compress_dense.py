@@ -3,9 +3,8 @@ sentence embedder (the bundled MiniLM by default), best units while they fit the
 
 from __future__ import annotations
 
-from datapruner.compression.embedding import embed_items
-from datapruner.models import shared_embedder
-from datapruner.compression.method import ScoreOnlyMethod, check_model_name
+from datapruner.compression.embedding import EMBEDDER_DOC, backend_doc, embed_items, method_embedder
+from datapruner.compression.method import ScoreOnlyMethod
 
 
 class DenseUnits(ScoreOnlyMethod):
@@ -13,12 +12,12 @@ class DenseUnits(ScoreOnlyMethod):
 
     name = "dense"
     summary = "baseline: units ranked by embedding cosine to the query (bundled MiniLM), best first, while they fit"
-    params_doc = {"embedder": "sentence embedder: 'bundled-minilm' (default), a folder or a cached hub name"}
+    params_doc = {"embedder": EMBEDDER_DOC, "backend": backend_doc("torch")}
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.embedder = self.param("embedder", "bundled-minilm", check_model_name)
+        self.embedder = method_embedder(self, "torch")
 
     def unit_scores(self, items, *, random_state):
-        units, queries = embed_items(shared_embedder(self.embedder), items)
+        units, queries = embed_items(self.embedder, items)
         return [e @ q for e, q in zip(units, queries)]

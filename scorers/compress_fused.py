@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from datapruner.compression.embedding import embed_items
+from datapruner.compression.embedding import EMBEDDER_DOC, backend_doc, embed_items, method_embedder
 from datapruner.compression.method import CompressionMethod, check_model_name
 from datapruner.compression.selection import UnitSelection, select_in_order
-from datapruner.errors import ConfigError
-from datapruner.models import BUNDLED_EMBEDDER, ENCODER_BACKENDS, shared_embedder
 from datapruner.scorers.fusion import (FEATURES, LearnedFusion, bundled_weights_path, lexical_features, mmr_order,
                                        request_features, rrf)
 from datapruner.validation import check_choice, check_number
@@ -30,8 +28,7 @@ from datapruner.validation import check_choice, check_number
 FUSIONS = ("rrf", "learned")
 LEXICAL_COLUMNS = [FEATURES.index("bm25_unit"), FEATURES.index("bm25_passage")]
 # The bundled MiniLM on ONNX Runtime int8 matched fp32 torch's answer recall at under half its time
-# (benchmarks/compression.py, "Speed levers"); the method names its backend like its embedder, so the
-# process-wide models.encoder_backend (curation's) does not apply here.
+# (benchmarks/compression.py, "Speed levers").
 DEFAULT_BACKEND = "onnx-int8"
 
 
@@ -49,9 +46,8 @@ class FusedMethod(CompressionMethod):
         "k1": "BM25 term-frequency saturation, > 0 (default 1.5)",
         "b": "BM25 length normalisation, in [0, 1] (default 0.75)",
         "weights": "the learned fusion's weights: 'bundled' (default, shipped) or a JSON from `datapruner fit-fusion`",
-        "embedder": "sentence embedder: 'bundled-minilm' (default), a folder or a cached hub name",
-        "backend": "what runs the bundled embedder: 'onnx-int8' (default: ONNX Runtime, dynamic int8), 'onnx' "
-                   "(ONNX Runtime fp32) or 'torch' (fp32); a named embedder folder runs on 'torch' (the default there)",
+        "embedder": EMBEDDER_DOC,
+        "backend": backend_doc(DEFAULT_BACKEND),
     }
 
     def __init__(self, **params):
@@ -62,12 +58,7 @@ class FusedMethod(CompressionMethod):
         self.k1 = self.param("k1", 1.5, check_number, low=0.0, low_open=True)
         self.b = self.param("b", 0.75, check_number, low=0.0, high=1.0)
         self.weights = self.param("weights", "bundled", check_model_name)
-        self.embedder = self.param("embedder", BUNDLED_EMBEDDER, check_model_name)
-        bundled = self.embedder == BUNDLED_EMBEDDER
-        self.backend = self.param("backend", DEFAULT_BACKEND if bundled else "torch", check_choice, ENCODER_BACKENDS)
-        if self.backend != "torch" and not bundled:
-            raise ConfigError("params.backend", self.backend,
-                              "'torch' for a named embedder folder (the ONNX backends run the bundled MiniLM only)")
+        self.embedder = method_embedder(self, DEFAULT_BACKEND)
         self._model: LearnedFusion | None = None
 
     def learned(self) -> LearnedFusion:
@@ -108,7 +99,7 @@ class FusedMethod(CompressionMethod):
         lexical = [np.column_stack(lexical_features(it.query, it.texts, it.passage, it.passages, k1=self.k1, b=self.b))
                    if it.n_units else np.zeros((0, 2)) for it in items]
         masks = [self.encode_mask(it, lex) for it, lex in zip(items, lexical)]
-        units, queries = embed_items(shared_embedder(self.embedder, backend=self.backend), items, masks)
+        units, queries = embed_items(self.embedder, items, masks)
         return [(request_features(e, q, it.passage, len(it.passages), lex[:, 0], lex[:, 1], mask), mask, e)
                 for it, lex, mask, e, q in zip(items, lexical, masks, units, queries)]
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from datapruner.compression.budget import select_forced
-from datapruner.compression.embedding import embed_items
-from datapruner.models import shared_embedder
-from datapruner.compression.method import CompressionMethod, check_model_name
+from datapruner.compression.embedding import EMBEDDER_DOC, backend_doc, embed_items, method_embedder
+from datapruner.compression.method import CompressionMethod
 from datapruner.compression.selection import TokenLedger, UnitSelection, fill_in_order, score_order
 from datapruner.scorers.mig import mig_order, mig_scores, select_mig
 from datapruner.validation import check_number, check_positive_int
@@ -30,7 +29,8 @@ class MigMethod(CompressionMethod):
         "beta": "weight of redundancy (max cosine to another unit), >= 0 (default 1.0)",
         "temperature": "softmax temperature of the group budget shares, > 0 (default 0.1)",
         "group_size": "units per group when there is one passage, >= 1 (default 8)",
-        "embedder": "sentence embedder: 'bundled-minilm' (default), a folder or a cached hub name",
+        "embedder": EMBEDDER_DOC,
+        "backend": backend_doc("torch"),
     }
     threshold_doc = "minimum MMR score alpha*relevance - beta*redundancy of a kept unit"
 
@@ -40,7 +40,7 @@ class MigMethod(CompressionMethod):
         self.beta = self.param("beta", 1.0, check_number, low=0.0)
         self.temperature = self.param("temperature", 0.1, check_number, low=0.0, low_open=True)
         self.group_size = self.param("group_size", 8, check_positive_int)
-        self.embedder = self.param("embedder", "bundled-minilm", check_model_name)
+        self.embedder = method_embedder(self, "torch")
 
     def groups(self, item) -> np.ndarray:
         """Group id of each unit: its passage, or a window of `group_size` units for a single passage."""
@@ -49,7 +49,7 @@ class MigMethod(CompressionMethod):
         return np.arange(item.n_units) // self.group_size
 
     def select(self, items, *, random_state=0):
-        units, queries = embed_items(shared_embedder(self.embedder), items)
+        units, queries = embed_items(self.embedder, items)
         out = []
         for it, e, q in zip(items, units, queries):
             scores = mig_scores(e, q, alpha=self.alpha, beta=self.beta)

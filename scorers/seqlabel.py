@@ -173,7 +173,8 @@ class SequenceLabelPruner:
 
             unit_texts = [[text[s:e] for text, units in zip(passages, spans) for s, e in units]
                           for _, passages, spans in items]
-            cosines = query_unit_cosines(shared_embedder(), [q for q, _, _ in items], unit_texts)
+            # the dense gate was fitted on fp32 torch cosines: the same encoder, whatever curation chose
+            cosines = query_unit_cosines(shared_embedder(backend="torch"), [q for q, _, _ in items], unit_texts)
         for i, (query, passages, spans) in enumerate(items):
             q_ids = self._query_ids(query)
             capacity = self.max_length - len(q_ids) - 3

@@ -1,4 +1,5 @@
-"""Embeddings of units and queries for the embedding-based methods (mig, dense, fused).
+"""Embeddings of units and queries for the embedding-based methods (mig, dense, fused), and their
+``embedder`` / ``backend`` params.
 
 Texts are never truncated: a text longer than the embedder window is embedded in windows of
 whole tokens whose embeddings are averaged. A text that occurs several times in a batch (a
@@ -10,6 +11,34 @@ from __future__ import annotations
 import numpy as np
 
 from datapruner.compression.item import CompressionItem
+from datapruner.compression.method import CompressionMethod, check_model_name
+from datapruner.errors import ConfigError
+from datapruner.models import BUNDLED_EMBEDDER, ENCODER_BACKENDS, shared_embedder
+from datapruner.validation import check_choice
+
+EMBEDDER_DOC = "sentence embedder: 'bundled-minilm' (default), a folder or a cached hub name"
+
+
+def backend_doc(default: str) -> str:
+    """The ``params_doc`` entry of ``backend`` for a method whose bundled-encoder default is `default`."""
+    return (f"what runs the bundled embedder: 'onnx-int8' (ONNX Runtime, dynamic int8), 'onnx' (ONNX Runtime "
+            f"fp32) or 'torch' (fp32 PyTorch); default '{default}'; a named embedder folder runs on 'torch'")
+
+
+def method_embedder(method: CompressionMethod, default_backend: str):
+    """Read and check a method's ``embedder`` and ``backend`` params; returns the shared embedder.
+
+    A compression method names its encoder backend in its params, like its embedder (the
+    process-wide ``models.encoder_backend`` is curation's). The ONNX backends run the bundled
+    MiniLM only: with a named embedder folder the default is ``torch`` and any other value fails
+    here, naming ``params.backend``. The embedder's weights load on first use."""
+    embedder = method.param("embedder", BUNDLED_EMBEDDER, check_model_name)
+    bundled = embedder == BUNDLED_EMBEDDER
+    backend = method.param("backend", default_backend if bundled else "torch", check_choice, ENCODER_BACKENDS)
+    if backend != "torch" and not bundled:
+        raise ConfigError("params.backend", backend,
+                          "'torch' for a named embedder folder (the ONNX backends run the bundled MiniLM only)")
+    return shared_embedder(embedder, backend=backend)
 
 
 def embed_full(embedder, texts: list[str]) -> np.ndarray:

@@ -37,7 +37,7 @@ P = ["Paris is the capital of France. It has 2.1 million people."]
         ("q?", P, {"method": "seqlabel", "threshold": 1.0}, ConfigError, r"\[0, 1\)"),
         ("q?", P, {"mig_alpha": 2.0}, ConfigError, r"params=\{"),
         ("q?", P, {"params": {"alpha": "big"}}, ConfigError, "params.alpha"),
-        ("q?", P, {"method": "mig", "params": {"temprature": 0.2}}, ConfigError, r"params.temprature.*accepted: alpha, beta, embedder"),
+        ("q?", P, {"method": "mig", "params": {"temprature": 0.2}}, ConfigError, r"params.temprature.*accepted: alpha, backend, beta, embedder"),
         ("q?", P, {"params": ["alpha"]}, ConfigError, "a mapping"),
         ("q?", P, {"threads": 0}, ConfigError, "threads"),
     ],

@@ -101,16 +101,24 @@ def test_the_learned_fusion_ranks_the_cascades_encoded_units_on_their_own_z_scor
     assert np.argsort(-scores[~encoded], kind="stable").tolist() == np.argsort(-lexical, kind="stable").tolist()
 
 
-def test_the_bundled_encoder_runs_on_onnx_int8_by_default_and_a_named_folder_on_torch(tmp_path):
-    from datapruner.scorers.compress_fused import FusedMethod
+@pytest.mark.parametrize("method, default", [("fused", "onnx-int8"), ("dense", "torch"), ("mig", "torch")])
+def test_each_embedding_method_names_its_encoder_backend_in_params(method, default, tmp_path):
+    from datapruner.models import set_encoder_backend
+    from datapruner.registry import get_compression_method
 
-    assert FusedMethod().backend == "onnx-int8"
-    assert FusedMethod(backend="torch").backend == "torch"
-    assert FusedMethod(embedder=str(tmp_path)).backend == "torch"
+    cls = get_compression_method(method)
+    before = set_encoder_backend(None)
+    try:
+        set_encoder_backend("onnx")  # curation's process-wide choice does not reach a compression method
+        assert cls().embedder.backend == default
+    finally:
+        set_encoder_backend(before)
+    assert cls(backend="torch").embedder.backend == "torch"
+    assert cls(embedder=str(tmp_path)).embedder.backend == "torch"
     with pytest.raises(ConfigError, match=r"params\.backend.*bundled MiniLM only"):
-        Compressor("fused", params={"embedder": str(tmp_path), "backend": "onnx-int8"})
+        Compressor(method, params={"embedder": str(tmp_path), "backend": "onnx-int8"})
     with pytest.raises(ConfigError, match=r"params\.backend"):
-        Compressor("fused", params={"backend": "tensorrt"})
+        Compressor(method, params={"backend": "tensorrt"})
 
 
 def test_the_default_backend_keeps_what_fp32_torch_keeps_on_real_questions(xquad_cases, answer_recall):
