@@ -73,7 +73,8 @@ LIBRARY_METHOD = {"embedding": ("dense", None), "fused_rrf": ("fused", {"fusion"
 CASCADE_METHODS = ("fused_cascade",)
 EMBEDDING_METHODS = ("embedding", *SPEED_VARIANTS, "fused_rrf", "mig")
 ENCODER_PASS = "encoder_pass"  # reference: one forward pass of the bundled encoder over all the request's units
-SLOW = ("perplexity", "seqlabel", "hybrid", "llmlingua", "longllmlingua")
+LLMLINGUA = ("llmlingua", "longllmlingua")  # the external baselines: --slow-n questions at --slow-ratios
+SLOW = ("perplexity", "seqlabel", "hybrid", *LLMLINGUA)
 TRAINED = ("seqlabel", "hybrid")
 TIMED_RATIO = 4  # latencies are measured at 4x; other ratios reuse the encoder outputs of the same questions
 # Timed at 4x (the latency goals are the default's; the speed levers are its variants). The other
@@ -126,7 +127,7 @@ def readme_markdown(res: dict) -> str:
     for d in dss:
         lines += [f"**{d}: answer recall by ratio**", "", "| method | " + " | ".join(f"{r}x" for r in ratios) + " |",
                   "|---|" + "---|" * len(ratios)]
-        for m in (*PROJECT, *CHEAP, "llmlingua", "longllmlingua"):
+        for m in (*PROJECT, *CHEAP, *LLMLINGUA):
             cells = [_cell(summ[d].get(m, {}).get(str(r), {}).get("all"), not_run_reason(plan, not_run, d, m, r))
                      for r in ratios]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
@@ -191,6 +192,11 @@ def readme_markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def ratios_text(ratios) -> str:
+    """'4x, 8x' for the ratios 4 and 8 (ints or their strings), in increasing order."""
+    return ", ".join(f"{r}x" for r in sorted(ratios, key=int))
+
+
 def not_run_reason(plan: dict, not_run: dict, ds: str, method: str, ratio: int) -> str:
     """Why a (dataset, method, ratio) cell has no result, from the run's plan."""
     if method in not_run:
@@ -201,9 +207,9 @@ def not_run_reason(plan: dict, not_run: dict, ds: str, method: str, ratio: int) 
     if ds == LONG and method in SLOW:
         return "long case: fast methods only, CPU budget"
     if ds == LONG and ratio not in LONG_RATIOS:
-        return f"long case: run at {', '.join(f'{r}x' for r in LONG_RATIOS)} only"
+        return f"long case: run at {ratios_text(LONG_RATIOS)} only"
     if planned:
-        return f"not planned at {ratio}x: ran at {', '.join(f'{r}x' for r in sorted(planned, key=int))} (CPU budget)"
+        return f"not planned at {ratio}x: ran at {ratios_text(planned)} (CPU budget)"
     return "not in this run"
 
 
@@ -225,14 +231,13 @@ def run_plan(cases: dict, methods: list[str], ratios: list[int], timed_n: int, s
 
 
 def plan_notes(plan: dict) -> list[str]:
-    """One line per method that was not planned on every question at every ratio of every dataset."""
+    """One line per slow method: the questions and ratios planned for it on each dataset."""
     lines = {}
     for ds, by_m in plan.items():
         for m, by_r in by_m.items():
             if m in SLOW and by_r:
                 n = sorted(set(by_r.values()))
-                lines.setdefault(m, []).append(f"{ds} {'/'.join(map(str, n))} questions at "
-                                               f"{', '.join(f'{r}x' for r in sorted(by_r, key=int))}")
+                lines.setdefault(m, []).append(f"{ds} {'/'.join(map(str, n))} questions at {ratios_text(by_r)}")
     return [f"{m} planned on the first questions of each dataset's seeded sample: {'; '.join(v)}"
             for m, v in lines.items()]
 
@@ -724,7 +729,7 @@ def goal_table(summary: dict, method: str = DEFAULT) -> dict:
 def goal_row(by_m: dict, method: str, subset: str) -> dict:
     """The goals of one dataset, on one question subset ("all" or "heldout")."""
     row = {}
-    for r, margin, refs in (("2", 0.0, (*CHEAP, "llmlingua", "longllmlingua")), ("4", 0.05, GOAL_BASELINES),
+    for r, margin, refs in (("2", 0.0, (*CHEAP, *LLMLINGUA)), ("4", 0.05, GOAL_BASELINES),
                             ("8", 0.05, GOAL_BASELINES)):
         mine = by_m.get(method, {}).get(r, {}).get(subset, {}).get("answer_recall")
         base = {b: by_m[b][r][subset]["answer_recall"] for b in refs
@@ -797,7 +802,7 @@ def plot(summary: dict, ratios: list[int], path: Path) -> None:
                 continue
             n = by_r[str(xs[0])]["heldout" if (m in TRAINED and "heldout" in by_r[str(xs[0])]) else "all"]["answer_n"]
             style = "--" if m in CHEAP else "-"
-            marker = "s" if m in ("llmlingua", "longllmlingua") else "o"
+            marker = "s" if m in LLMLINGUA else "o"
             jitter = 1 + 0.015 * (list(colors).index(m) - 5) if m in colors else 1
             ax.errorbar([x * jitter for x in xs], ys, yerr=[lo, hi], label=f"{m} (n={n})", color=colors.get(m),
                         linestyle=style, marker=marker, capsize=2, ms=4, lw=1.2)
@@ -863,16 +868,17 @@ def read_part(spec: str) -> dict:
     path += ".json"
     part = json.loads(Path(path).read_text())
     part["file"] = Path(path).name
+    records = part.setdefault("records", {})
+    if "plan" not in part:
+        part["plan"] = {ds: {m: {r: len({x["id"] for x in recs}) for r, recs in by_r.items()} for m, by_r in by_m.items()}
+                        for ds, by_m in records.items()}
+        part["notes"] = []
     if methods:
         keep = set(methods.split(","))
-        part["records"] = {ds: {m: v for m, v in by_m.items() if m in keep} for ds, by_m in part.get("records", {}).items()}
-        part["records"] = {ds: by_m for ds, by_m in part["records"].items() if by_m}
-        part["plan"] = {ds: {m: v for m, v in by_m.items() if m in keep} for ds, by_m in part.get("plan", {}).items()}
+        for key in ("records", "plan"):
+            kept = {ds: {m: v for m, v in by_m.items() if m in keep} for ds, by_m in part[key].items()}
+            part[key] = {ds: by_m for ds, by_m in kept.items() if by_m}
         part["carried_methods"] = sorted(keep)
-    if "plan" not in part or methods and not any(part["plan"].values()):
-        part["plan"] = {ds: {m: {r: len({x["id"] for x in recs}) for r, recs in by_r.items()} for m, by_r in by_m.items()}
-                        for ds, by_m in part.get("records", {}).items()}
-        part["notes"] = []
     return part
 
 
@@ -928,8 +934,8 @@ def merge(specs: list[str], out_path: Path, ratios: list[int], command: str | No
     res["processes"] = ("each part is one process with 1 torch thread (part_runs: its command, start and load average); "
                         "latency ratios pair records of the same part only; every part draws the same seeded questions")
     res["part_runs"] = [part_run(p) for p in parts]
-    res.pop("part_commands", None)
-    res.pop("file", None)
+    for key in ("part_commands", "file", "carried_methods"):  # the first part's own bookkeeping
+        res.pop(key, None)
     if command and len(parts) > 1:  # re-rendering one file keeps the command that measured it
         res["command"] = command
     res["parts"] = [p["file"] for p in parts]
@@ -1031,9 +1037,8 @@ def main(argv=None) -> int:
     notes: list[str] = list(args.note)
     only = set(args.methods.split(",")) if args.methods else None
     fast_methods = [m for m in FAST_ORDER if only is None or m in only]
-    slow_methods = [m for m in SLOW_ORDER if not (args.no_llmlingua and m in ("llmlingua", "longllmlingua"))
-                    and (only is None or m in only)]
-    slow_plan = {m: ((args.slow_n, slow_ratios) if m in ("llmlingua", "longllmlingua") else (args.project_n, project_ratios))
+    slow_methods = [m for m in SLOW_ORDER if not (args.no_llmlingua and m in LLMLINGUA) and (only is None or m in only)]
+    slow_plan = {m: (args.slow_n, slow_ratios) if m in LLMLINGUA else (args.project_n, project_ratios)
                  for m in slow_methods}
     result = {
         "benchmark": "compression",

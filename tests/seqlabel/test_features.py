@@ -83,3 +83,25 @@ def test_each_unit_gets_its_own_query_cosine_across_passages(bundled_pruner):
         np.testing.assert_allclose(got, expected, atol=1e-5)
     trained_a = float(backend.net.dense_gate[0].detach())
     assert trained_a > 0  # a higher query-unit cosine raises the keep logit
+
+
+@pytest.mark.slow
+def test_the_dense_gate_uses_the_torch_encoder_whatever_curation_chose(bundled_pruner):
+    """The gate was fitted on fp32 torch cosines: a process-wide int8 choice (curation's
+    models.encoder_backend) must not change the pruner's keep-probabilities."""
+    from datapruner.models import set_encoder_backend
+
+    if not bundled_pruner.backend.uses_dense_feature:
+        pytest.skip("the shipped pruner has no dense feature")
+    query = "Which river flows through Paris?"
+    passages = ["The Seine flows through Paris. Lyon lies on the Rhone.", "Berlin is on the Spree. It is cold."]
+    spans = [[(0, t.index(".") + 1), (t.index(".") + 2, len(t))] for t in passages]
+    reference, _ = bundled_pruner.score_units(query, passages, spans)
+    before = set_encoder_backend(None)
+    try:
+        set_encoder_backend("onnx-int8")
+        got, _ = bundled_pruner.score_units(query, passages, spans)
+    finally:
+        set_encoder_backend(before)
+    for a, b in zip(reference, got):
+        np.testing.assert_array_equal(a, b)
