@@ -80,6 +80,16 @@ def test_throughput_quick():
         assert r["n_rows"] == 500
         assert r["floor"]["rows_per_s"] > 0 and r["pipeline"]["rows_per_s"] > 0
         assert 0.0 < r["ratio_pipeline_over_floor"] < 1.5
+        assert len(r["rounds"]) == 2 and all(x["n_kept"] == r["pipeline"]["n_kept"] for x in r["rounds"])  # each round embedded anew
+
+
+def test_proxy_precision_quick():
+    d = _result("proxy_precision", _run("proxy_precision.py", "--rounds", "1"))
+    assert [r["dataset"] for r in d["runs"]] == ["sst2 train", "banking77 train"]
+    for r in d["runs"]:
+        assert r["n_rows"] == 1000 and set(r["seconds"]) == {"fp32", "bf16"}
+        assert 0.9 < r["el2n_spearman"] <= 1.0 and 0.0 < r["el2n_max_abs_diff"] < 0.1  # rounding, not another method
+        assert all(0.0 < q["cl_f1"] < 1.0 for q in r["quality"].values())
 
 
 def test_memory_quick():

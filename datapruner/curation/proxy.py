@@ -27,9 +27,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from datapruner.curation.prediction_checks import check_labels
-from datapruner.curation.stacked_training import train_stacked
+from datapruner.curation.stacked_training import PRECISIONS, native_bf16, train_stacked
 from datapruner.errors import ConfigError, InputDataError, NotFittedError
-from datapruner.validation import check_number, check_positive_int
+from datapruner.validation import check_choice, check_number, check_positive_int
 
 
 def seed_for(random_state: int, *keys: int) -> int:
@@ -103,6 +103,11 @@ class ProxyClassifier:
     lr, weight_decay, batch_size : AdamW learning rate, weight decay and mini-batch size.
     random_state : int, default 0
         Seeds every initialisation, data order and fold split.
+    precision : str, default "auto"
+        Precision of the training's matrix products: ``"fp32"``, ``"bf16"`` (bfloat16 products with
+        float32 weights, loss and AdamW; see `datapruner.curation.stacked_training.train_stacked`) or
+        ``"auto"``: bf16 on a CPU with native bfloat16 (`native_bf16`), else fp32. Time and agreement
+        with fp32 are measured by ``benchmarks/proxy_precision.py``.
 
     Attributes (after `fit`)
     ------------------------
@@ -125,6 +130,7 @@ class ProxyClassifier:
         weight_decay: float = 1e-4,
         batch_size: int = 64,
         random_state: int = 0,
+        precision: str = "auto",
     ):
         self.hidden = hidden
         self.n_seeds = n_seeds
@@ -134,10 +140,12 @@ class ProxyClassifier:
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.random_state = random_state
+        self.precision = precision
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, by name (scikit-learn style)."""
-        return {k: getattr(self, k) for k in ("hidden", "n_seeds", "epochs", "n_folds", "lr", "weight_decay", "batch_size", "random_state")}
+        return {k: getattr(self, k) for k in ("hidden", "n_seeds", "epochs", "n_folds", "lr", "weight_decay", "batch_size", "random_state",
+                                                "precision")}
 
     def check_params(self, *, prefix: str = "proxy.", names: Mapping[str, str] | None = None) -> "ProxyClassifier":
         """Raise a `ConfigError` for the first bad parameter; `fit` calls it first.
@@ -160,7 +168,14 @@ class ProxyClassifier:
         check_number(key("weight_decay"), self.weight_decay, low=0.0)
         rs = int(self.random_state) if isinstance(self.random_state, np.integer) else self.random_state
         check_positive_int(key("random_state"), rs, minimum=0, hint=" (a seed)")
+        check_choice(key("precision"), self.precision, ("auto", *PRECISIONS))
         return self
+
+    def resolved_precision(self) -> str:
+        """``"fp32"`` or ``"bf16"``: the `precision` parameter with ``"auto"`` decided for this CPU."""
+        if self.precision == "auto":
+            return "bf16" if native_bf16() else "fp32"
+        return self.precision
 
     def fit(self, embeddings: Any, labels: Any, *, n_classes: int | None = None, train_mask: Any = None) -> "ProxyClassifier":
         """Train S runs on all rows (in-sample scores) and S x K fold models (out-of-sample scores).
@@ -210,7 +225,7 @@ class ProxyClassifier:
             order_seeds.append(seed_for(self.random_state, s, 3, f))
         # every run (S on all rows, S x n_folds on the other folds' rows) trains in one stacked loop
         train_stacked(models, X, y, rows, order_seeds, epochs=self.epochs, lr=float(self.lr), weight_decay=float(self.weight_decay),
-                      batch_size=int(self.batch_size))
+                      batch_size=int(self.batch_size), precision=self.resolved_precision())
         self.models_ = models[: self.n_seeds]
         self.seed_pred_probs_ = np.stack([predict_proxy_model(m, X) for m in self.models_])
         self.n_classes_ = k

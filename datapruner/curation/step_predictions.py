@@ -32,6 +32,7 @@ PROXY_PARAMS_DOC = {
     "lr": "proxy learning rate, AdamW (default 0.01)",
     "weight_decay": "proxy weight decay, AdamW (default 0.0001)",
     "proxy_batch_size": "proxy mini-batch size (default 64)",
+    "proxy_precision": "proxy matrix products: 'auto' (default: bf16 on a CPU with native bfloat16, else fp32), 'fp32' or 'bf16'",
 }
 
 #: Parameters of steps that can read the user's own model outputs instead of training a proxy.
@@ -44,7 +45,8 @@ COLUMN_PARAMS_DOC = {
 
 #: step param name -> ProxyClassifier parameter
 _PROXY_KEYS = {"hidden": "hidden", "n_seeds": "n_seeds", "epochs": "epochs", "n_folds": "n_folds", "lr": "lr",
-               "weight_decay": "weight_decay", "proxy_batch_size": "batch_size"}
+               "weight_decay": "weight_decay", "proxy_batch_size": "batch_size",
+               "proxy_precision": "precision"}
 PRED_PROBS = ("in_sample", "cross_val")
 
 

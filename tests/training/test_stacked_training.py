@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from datapruner.curation.proxy import ProxyClassifier, make_proxy_model
-from datapruner.curation.stacked_training import train_stacked
-from datapruner.errors import InputDataError
+from datapruner.curation.stacked_training import native_bf16, train_stacked
+from datapruner.errors import ConfigError, InputDataError
 
 D, K = 16, 3
 SETTINGS = dict(epochs=3, lr=1e-2, weight_decay=1e-4, batch_size=32)
@@ -99,7 +99,7 @@ def test_proxy_fold_and_seed_models_equal_models_trained_alone(data, hidden):
     from datapruner.curation.proxy import seed_for
 
     X, y, _ = data
-    proxy = ProxyClassifier(hidden=hidden, n_seeds=2, epochs=3, n_folds=3, batch_size=32, random_state=5).fit(X, y)
+    proxy = ProxyClassifier(hidden=hidden, n_seeds=2, epochs=3, n_folds=3, batch_size=32, random_state=5, precision="fp32").fit(X, y)
     for s in range(2):
         ref = reference_train(X, y, np.arange(len(y)), hidden=hidden, init_seed=seed_for(5, s, 0), order_seed=seed_for(5, s, 1), **SETTINGS)
         np.testing.assert_allclose(flat(proxy.models_[s]), flat(ref), atol=2e-5)
@@ -121,3 +121,30 @@ def test_proxy_is_deterministic_and_depends_on_random_state(data):
     np.testing.assert_array_equal(a.pred_probs_, b.pred_probs_)
     assert np.abs(a.seed_pred_probs_ - c.seed_pred_probs_).max() > 1e-3
     assert np.abs(a.pred_probs_ - c.pred_probs_).max() > 1e-3
+
+
+@pytest.mark.parametrize("hidden", [0, 8])
+def test_bf16_products_train_close_to_fp32(data, hidden):
+    """Mixed precision moves the weights (it is not fp32 under another name) but only by rounding."""
+    X, y, subsets = data
+    trained = {}
+    for precision in ("fp32", "bf16"):
+        models = [make_proxy_model(D, K, hidden=hidden, random_state=s) for s in (1, 2)]
+        train_stacked(models, X, y, subsets[:2], [1, 2], precision=precision, **SETTINGS)
+        trained[precision] = [flat(m) for m in models]
+    for a, b in zip(trained["fp32"], trained["bf16"]):
+        assert 0 < np.abs(a - b).max() < 0.05
+
+
+def test_proxy_precision_auto_bf16_and_bad_value(data):
+    X, y, _ = data
+    fit = lambda precision: ProxyClassifier(n_seeds=2, epochs=3, n_folds=3, precision=precision).fit(X, y)  # noqa: E731
+    fp32, bf16, auto = fit("fp32"), fit("bf16"), fit("auto")
+    assert ProxyClassifier().resolved_precision() == ("bf16" if native_bf16() else "fp32")
+    np.testing.assert_array_equal(auto.pred_probs_, (bf16 if native_bf16() else fp32).pred_probs_)
+    gap = np.abs(fp32.pred_probs_ - bf16.pred_probs_).max()
+    assert 0 < gap < 0.02
+    with pytest.raises(ConfigError, match="proxy.precision"):
+        ProxyClassifier(precision="fp16").fit(X, y)
+    with pytest.raises(InputDataError, match="precision"):
+        train_stacked([make_proxy_model(D, K)], X, y, [np.arange(10)], [1], precision="fp16", **SETTINGS)
