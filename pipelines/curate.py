@@ -18,9 +18,11 @@ Finished steps are saved in the run's work folder, so a rerun of a killed run re
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -249,12 +251,19 @@ def run_curation(cfg: RunConfig) -> RunResult:
         del policies  # their per-row state is in view.scores now (audit columns); free it before writing
         with folder.stage() as staging:
             t = time.perf_counter()
-            write_scores(staging, scores_table(info.ids, view.scores, keep=keep, reason=reason))
-            kill_point("write:scores")
-            scored.executor.write_pruned(staging, view, keep, scores=view.scores if cfg.output.with_scores else None,
-                                         shard_rows=cfg.output.shard_rows)
+            executor = scored.executor
+            write_pruned = functools.partial(executor.write_pruned, staging, view, keep, shard_rows=cfg.output.shard_rows,
+                                             scores=view.scores if cfg.output.with_scores else None)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pruned = pool.submit(write_pruned) if executor.writes_off_driver else None
+                write_scores(staging, scores_table(info.ids, view.scores, keep=keep, reason=reason))
+                kill_point("write:scores")
+                counts = check_scores_file(staging, info.ids, selected=True)  # from the files on disk
+                if pruned is None:
+                    write_pruned()
+                else:
+                    pruned.result()
             kill_point("write:pruned")
-            counts = check_scores_file(staging, info.ids, selected=True)  # from the files on disk
             check_pruned(staging, dataset)
             if cfg.output.format == "hf":
                 from datapruner.io.hf_output import convert_to_hf_dataset

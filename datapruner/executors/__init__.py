@@ -22,6 +22,9 @@ class Executor(Protocol):
     """What an executor does (the extension point for a new engine)."""
 
     name: str
+    writes_off_driver: bool
+    """True when `write_pruned` runs on the engine's workers: the pipeline then writes and checks
+    `scores.parquet` on the driver while it runs (from a second thread), instead of after it."""
 
     def start(self) -> None:
         """Begin the engine's own start-up work without waiting for it; called once, before the input is
@@ -49,6 +52,7 @@ class LocalExecutor:
     `step.bucket_rows` rows when the step asks for them)."""
 
     name = "local"
+    writes_off_driver = False
 
     def start(self):
         """Nothing to start: every batch runs in this process."""

@@ -20,7 +20,8 @@ and the checks against the ingest pass (ids, text present where valid) are Arrow
 driver collects the score columns by row index.
 
 `write_pruned` writes `pruned/` with `Dataset.write_parquet` (see its docstring for the file
-names); `scores.parquet` is written by the pipeline's streaming writer, as on the local engine.
+names); `scores.parquet` is written by the pipeline's streaming writer, as on the local engine, at
+the same time (`writes_off_driver`).
 A multi-node cluster needs the cache (`DATAPRUNER_CACHE`), the input and the output folder on
 shared storage.
 
@@ -87,6 +88,7 @@ class RayExecutor:
     """
 
     name = "ray"
+    writes_off_driver = True  # the workers write pruned/ while the driver writes scores.parquet
 
     def __init__(self, *, address: str | None = None, num_cpus: int | None = None, concurrency: int | None = None,
                  threads_per_worker: int = 1):
