@@ -83,6 +83,16 @@ def test_throughput_quick():
         assert len(r["rounds"]) == 2 and all(x["n_kept"] == r["pipeline"]["n_kept"] for x in r["rounds"])  # each round embedded anew
 
 
+def test_encoder_batching_quick():
+    d = _result("encoder_batching", _run("encoder_batching.py"))
+    assert set(d["results"]) == {"torch/requests", "torch/bulk", "onnx-int8/requests", "onnx-int8/bulk"}
+    for key, r in d["results"].items():
+        assert r["budgets"]["8192"]["ratio_to_reference"] == 1.0 and r["texts"] > r["calls"]
+        # torch embeds a text alike in any batch; int8's per-batch activation scales move it a little
+        bound = 1e-4 if key.startswith("torch") else 0.1
+        assert all(v["max_abs_diff"] < bound for v in r["budgets"].values())
+
+
 def test_proxy_precision_quick():
     d = _result("proxy_precision", _run("proxy_precision.py", "--rounds", "1"))
     assert [r["dataset"] for r in d["runs"]] == ["sst2 train", "banking77 train"]

