@@ -27,7 +27,7 @@ from datapruner.validation import check_choice, check_number
 
 FUSIONS = ("rrf", "learned")
 LEXICAL_COLUMNS = [FEATURES.index("bm25_unit"), FEATURES.index("bm25_passage")]
-# The bundled MiniLM on ONNX Runtime int8 matched fp32 torch's answer recall at under half its time
+# The bundled MiniLM on ONNX Runtime int8 kept fp32 torch's answer recall (within the benchmark's interval) at under half its time
 # (benchmarks/compression.py, "Speed levers").
 DEFAULT_BACKEND = "onnx-int8"
 

@@ -108,8 +108,9 @@ def train_stacked(
     min_steps : each model trains at least this many steps (more epochs for small row sets).
     precision : ``"fp32"`` (default) or ``"bf16"``: the forward and backward matrix products in
         bfloat16 with float32 accumulation (features rounded once, weights per step), while the
-        weights, the loss and AdamW stay float32 (mixed precision). About half the step time on CPUs
-        with native bfloat16 (AVX512-BF16, AMX); much slower on those without.
+        weights, the loss and AdamW stay float32 (mixed precision). Faster on CPUs with native
+        bfloat16 (AVX512-BF16, AMX; `native_bf16`); elsewhere the products are emulated and can be
+        slower than fp32.
     """
     import torch
     import torch.nn.functional as F
