@@ -16,8 +16,9 @@ dispatch overhead; `train_stacked` runs one step loop for all of them:
   (``torch.Generator().manual_seed(order_seed)``, one ``randperm`` of its rows per epoch, batches
   taken in that order), so the result equals sequential training up to float rounding;
 - models with fewer steps (fewer rows, so fewer batches per epoch) stop when their own schedule
-  ends: AdamW would still move a model with a zero gradient (momentum, weight decay), so its
-  parameters are kept as they were after its last step and written back at the end.
+  ends (AdamW would still move a model with a zero gradient: momentum, weight decay): their
+  parameters after their last step are kept aside, and the stacked tensors and AdamW state are cut
+  to the models still training (`keep_slots`), so a finished model costs no more compute.
 """
 
 from __future__ import annotations
@@ -72,6 +73,21 @@ def epochs_for(n_rows: int, *, epochs: int, batch_size: int, min_steps: int = 0)
     if epochs <= 0 or steps == 0:
         return max(epochs, 0)
     return max(epochs, -(-min_steps // steps))
+
+
+def keep_slots(params: list, opt, keep: np.ndarray, adamw: dict) -> tuple[list, object]:
+    """The stacked `params` cut to the model slots `keep`, with a new AdamW carrying their state.
+
+    AdamW is elementwise, so a slot's moments and step count are all it needs: the kept models go on
+    exactly as before."""
+    import torch
+
+    sel = torch.as_tensor(keep)
+    kept = [p.detach()[sel].clone().requires_grad_() for p in params]
+    new = torch.optim.AdamW(kept, **adamw)
+    for old, p in zip(params, kept):
+        new.state[p] = {k: v[sel].clone() if v.shape == old.shape else v.clone() for k, v in opt.state.get(old, {}).items()}
+    return kept, new
 
 
 def train_stacked(
@@ -141,55 +157,63 @@ def train_stacked(
             m.eval()
         return models
 
-    weights = [torch.stack([ls[i].weight.detach().T for ls in layers]).contiguous().requires_grad_() for i in range(len(layers[0]))]
-    biases = [torch.stack([ls[i].bias.detach()[None] for ls in layers]).contiguous().requires_grad_() for i in range(len(layers[0]))]
-    # fused: one kernel per tensor instead of a dozen elementwise passes (the step loop's largest cost after the matmuls)
-    opt = torch.optim.AdamW(weights + biases, lr=lr, weight_decay=weight_decay, fused=True)
-    n_models, n_classes, n_features = len(models), weights[-1].shape[-1], X.shape[1]
+    params = [torch.stack([ls[i].weight.detach().T for ls in layers]).contiguous().requires_grad_() for i in range(len(layers[0]))]
+    params += [torch.stack([ls[i].bias.detach()[None] for ls in layers]).contiguous().requires_grad_() for i in range(len(layers[0]))]
+    n_layers = len(layers[0])
+    adamw = {"lr": lr, "weight_decay": weight_decay, "fused": True}  # fused: one kernel per tensor, not a dozen passes
+    opt = torch.optim.AdamW(params, **adamw)
+    n_classes, n_features = params[n_layers - 1].shape[-1], X.shape[1]
     gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
     width = int(steps_per_epoch.max()) * batch_size
-    order = torch.full((n_models, width), -1, dtype=torch.long)  # each model's current epoch order, -1 past its end
-    per_step = order.view(n_models, -1, batch_size)
-    same_schedule = len(set(steps_per_epoch.tolist())) == 1
-    spe = torch.as_tensor(np.maximum(steps_per_epoch, 1))
-    model_ids = torch.arange(n_models)
+    active = np.arange(len(models))  # the model of each stacked slot; a model leaves when its schedule ends
+    order = torch.full((len(active), width), -1, dtype=torch.long)  # each slot's current epoch order, -1 past its end
     # model -> its parameters after its last step (models with no step keep their initialisation)
-    finished: dict[int, list] = {int(m): [p[m].detach().clone() for p in weights + biases] for m in np.flatnonzero(total_steps == 0)}
+    finished: dict[int, list] = {}
 
     def forward(xb):
         h = xb
-        for i, (w, b) in enumerate(zip(weights, biases)):
+        for i in range(n_layers):
+            w, b = params[i], params[n_layers + i]
             h = torch.baddbmm(b.to(torch.bfloat16), h, w.to(torch.bfloat16)) if half else torch.baddbmm(b, h, w)
-            if i < len(weights) - 1:
+            if i < n_layers - 1:
                 h = torch.relu(h)
         return h.float()
 
     for t in range(int(total_steps.max())):
-        for m in np.flatnonzero((t < total_steps) & (t % np.maximum(steps_per_epoch, 1) == 0)):
-            n = int(n_rows[m])
-            order[m, :n] = row_sets[m][torch.randperm(n, generator=gens[m])]
-        idx = per_step[:, t % int(steps_per_epoch[0])] if same_schedule else per_step[model_ids, torch.as_tensor(t) % spe]
+        ended = total_steps[active] <= t
+        if ended.any():  # finished models stop costing compute: keep only the others' slots (and AdamW state)
+            for slot in np.flatnonzero(ended):
+                finished[int(active[slot])] = [p[slot].detach().clone() for p in params]
+            keep = np.flatnonzero(~ended)
+            params, opt = keep_slots(params, opt, keep, adamw)
+            active, order = active[keep], order[torch.as_tensor(keep)]
+        spe = np.maximum(steps_per_epoch[active], 1)
+        for slot in np.flatnonzero(t % spe == 0):
+            m = int(active[slot])
+            order[slot, : n_rows[m]] = row_sets[m][torch.randperm(int(n_rows[m]), generator=gens[m])]
+        per_step = order.view(len(active), -1, batch_size)
+        if (spe == spe[0]).all():
+            idx = per_step[:, t % int(spe[0])]
+        else:
+            idx = per_step[torch.arange(len(active)), torch.as_tensor(t % spe)]
         valid = idx >= 0
-        done = t >= total_steps
-        if done.any():
-            valid &= torch.as_tensor(~done)[:, None]
         counts = valid.sum(1)
         used = int(counts.max())  # batch width this step: trailing columns no model needs are cut
         idx, valid = idx[:, :used].clamp(min=0), valid[:, :used]
         flat = idx.reshape(-1)  # index_select gathers rows several times faster than X[idx]
-        logits = forward(X.index_select(0, flat).view(n_models, used, n_features))
-        per_row = F.cross_entropy(logits.reshape(-1, n_classes), Y.index_select(0, flat), reduction="none").view(n_models, used)
+        logits = forward(X.index_select(0, flat).view(len(active), used, n_features))
+        per_row = F.cross_entropy(logits.reshape(-1, n_classes), Y.index_select(0, flat), reduction="none").view(len(active), used)
         # 1/count by division, as a mean's backward computes it: each model's gradient is that of its own mean loss
         loss = (per_row * (valid / counts.clamp(min=1)[:, None])).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        for m in np.flatnonzero(total_steps == t + 1):
-            finished[int(m)] = [p[m].detach().clone() for p in weights + biases]
+    for slot, m in enumerate(active):
+        finished[int(m)] = [p[slot].detach() for p in params]
 
     with torch.no_grad():
         for m, ls in enumerate(layers):
-            final = finished.get(m) or [p[m].detach() for p in weights + biases]
+            final = finished[m]
             for i, layer in enumerate(ls):
                 layer.weight.copy_(final[i].T)
                 layer.bias.copy_(final[len(ls) + i][0])
