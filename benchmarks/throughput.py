@@ -106,7 +106,10 @@ def pipeline_round(path: Path, out: Path, threads: int, backend: str):
     new = set(entries.rglob("*")) - before
     assert len([p for p in new if p.suffix == ".f16"]) == 1, "the pipeline must embed the dataset itself, once (a fresh cache entry)"
     for p in sorted(new, key=lambda p: len(p.parts), reverse=True):  # files before their folders
-        p.unlink() if p.is_file() else p.rmdir()
+        if p.is_dir():
+            p.rmdir()
+        else:
+            p.unlink()
     return seconds, result
 
 
@@ -115,8 +118,8 @@ def render(runs: list[dict], threads: int, backend: str, loadavg: list[float], p
     lines = [
         f"One process, {threads} thread(s), encoder backend `{backend}`, proxy precision `{proxy_precision}`, load average "
         f"{loadavg[0]:.1f} at the start. {rounds} round(s) per dataset, each the floor then the pipeline back to back; "
-        "the ratio is the median of the rounds' ratios, rows/s and stage seconds from the fastest round. Floor: `Embedder.embed` over every train text (bundled MiniLM, loaded and "
-        "warmed up first). Pipeline: `curate` on the same texts with an empty embedding cache (read, one embedding "
+        "the ratio is the median of the rounds' ratios, rows/s and stage seconds from the fastest round. "
+        "Floor: `Embedder.embed` over every train text (bundled MiniLM, loaded and warmed up first). Pipeline: `curate` on the same texts with an empty embedding cache (read, one embedding "
         "pass length-sorted over the whole dataset, k-means + prototypicality, DBP, EL2N proxy, confident learning, "
         "select, write). Goal: pipeline / floor >= 0.9.",
         "",
