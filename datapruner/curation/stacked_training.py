@@ -157,9 +157,10 @@ def train_stacked(
             m.eval()
         return models
 
-    params = [torch.stack([ls[i].weight.detach().T for ls in layers]).contiguous().requires_grad_() for i in range(len(layers[0]))]
-    params += [torch.stack([ls[i].bias.detach()[None] for ls in layers]).contiguous().requires_grad_() for i in range(len(layers[0]))]
     n_layers = len(layers[0])
+    # the stacked parameters: every layer's (M, d_in, d_out) weights, then every layer's (M, 1, d_out) biases
+    params = [torch.stack([ls[i].weight.detach().T for ls in layers]).contiguous().requires_grad_() for i in range(n_layers)]
+    params += [torch.stack([ls[i].bias.detach()[None] for ls in layers]).contiguous().requires_grad_() for i in range(n_layers)]
     adamw = {"lr": lr, "weight_decay": weight_decay, "fused": True}  # fused: one kernel per tensor, not a dozen passes
     opt = torch.optim.AdamW(params, **adamw)
     n_classes, n_features = params[n_layers - 1].shape[-1], X.shape[1]
