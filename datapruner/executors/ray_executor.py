@@ -102,6 +102,9 @@ class RayExecutor:
 
     def _init(self):
         ray = require_extra("ray", "ray")
+        # No usage telemetry from a job of ours unless the environment asks for it; this also keeps
+        # Ray Data's metrics-polling thread out of the driver.
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if not ray.is_initialized():
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
