@@ -11,7 +11,8 @@ dispatch overhead; `train_stacked` runs one step loop for all of them:
 - the loss is the sum over models of each model's mean cross-entropy over ITS valid rows of the
   batch (rows past the end of a model's epoch are masked), so every model gets exactly its own
   gradient, and one AdamW (elementwise) updates the stacked tensors: the same optimisation as
-  training each model alone;
+  training each model alone. For one-layer (logistic) models, the proxy's default, the gradient is
+  written in closed form (`linear_softmax_grads`) instead of going through autograd;
 - each model keeps its own initialisation (the module passed in) and its own data-order generator
   (``torch.Generator().manual_seed(order_seed)``, one ``randperm`` of its rows per epoch, batches
   taken in that order), so the result equals sequential training up to float rounding;
@@ -88,6 +89,22 @@ def keep_slots(params: list, opt, keep: np.ndarray, adamw: dict) -> tuple[list, 
     for old, p in zip(params, kept):
         new.state[p] = {k: v[sel].clone() if v.shape == old.shape else v.clone() for k, v in opt.state.get(old, {}).items()}
     return kept, new
+
+
+def linear_softmax_grads(params: list, xb, y, row_weight, half: bool) -> None:
+    """Set ``.grad`` of stacked linear-softmax parameters [W (M, d, K), b (M, 1, K)] for the loss
+    sum over rows of ``row_weight * cross_entropy``: the closed form (softmax - onehot) * weight,
+    without autograd's graph (the proxy's default model is this one layer)."""
+    import torch
+
+    w, b = params
+    with torch.no_grad():
+        dtype = torch.bfloat16 if half else torch.float32
+        g = torch.softmax(torch.baddbmm(b.to(dtype), xb, w.to(dtype)).float(), dim=-1)
+        g.view(-1, g.shape[-1])[torch.arange(len(y)), y] -= 1.0
+        g *= row_weight[:, :, None]
+        w.grad = torch.bmm(xb.transpose(1, 2), g.to(dtype)).float()
+        b.grad = g.sum(1, keepdim=True)
 
 
 def train_stacked(
@@ -202,12 +219,15 @@ def train_stacked(
         used = int(counts.max())  # batch width this step: trailing columns no model needs are cut
         idx, valid = idx[:, :used].clamp(min=0), valid[:, :used]
         flat = idx.reshape(-1)  # index_select gathers rows several times faster than X[idx]
-        logits = forward(X.index_select(0, flat).view(len(active), used, n_features))
-        per_row = F.cross_entropy(logits.reshape(-1, n_classes), Y.index_select(0, flat), reduction="none").view(len(active), used)
+        xb = X.index_select(0, flat).view(len(active), used, n_features)
         # 1/count by division, as a mean's backward computes it: each model's gradient is that of its own mean loss
-        loss = (per_row * (valid / counts.clamp(min=1)[:, None])).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        row_weight = valid / counts.clamp(min=1)[:, None]
+        if n_layers == 1:
+            linear_softmax_grads(params, xb, Y.index_select(0, flat), row_weight, half)
+        else:
+            per_row = F.cross_entropy(forward(xb).reshape(-1, n_classes), Y.index_select(0, flat), reduction="none").view(len(active), used)
+            opt.zero_grad(set_to_none=True)
+            (per_row * row_weight).sum().backward()
         opt.step()
     for slot, m in enumerate(active):
         finished[int(m)] = [p[slot].detach() for p in params]
