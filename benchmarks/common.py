@@ -194,6 +194,15 @@ def embed_texts(texts: list[str]) -> np.ndarray:
 
 
 # ---- statistics ----------------------------------------------------------------------------------
+def prf(flags: np.ndarray, truth: np.ndarray) -> dict:
+    """Precision, recall and F1 of boolean `flags` against boolean `truth`, and the number flagged."""
+    tp = int((flags & truth).sum())
+    p = tp / flags.sum() if flags.sum() else 0.0
+    r = tp / truth.sum() if truth.sum() else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": p, "recall": r, "f1": f1, "n_flagged": int(flags.sum())}
+
+
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     if n == 0:
         return (float("nan"), float("nan"))

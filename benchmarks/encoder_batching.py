@@ -60,6 +60,8 @@ def main(argv=None) -> None:
     ap.add_argument("--bulk-rows", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be >= 1; given {args.rounds}")
     common.require_data("qa")
     threads = common.set_threads(args.threads)
     started, loadavg = common.now(), list(os.getloadavg())

@@ -51,14 +51,6 @@ GOAL_DETECTOR = "refit_clean"
 DATASETS = ("sst2", "banking77")
 
 
-def prf(flags: np.ndarray, truth: np.ndarray) -> dict:
-    tp = int((flags & truth).sum())
-    p = tp / flags.sum() if flags.sum() else 0.0
-    r = tp / truth.sum() if truth.sum() else 0.0
-    f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return {"precision": p, "recall": r, "f1": f1, "n_flagged": int(flags.sum())}
-
-
 def auroc(score: np.ndarray, truth: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -117,13 +109,13 @@ def run_one(name: str, train: common.Split, emb: np.ndarray, *, rate: float, ran
     )
     combined_score = 0.5 * (pct_rank(1.0 - lq) + pct_rank(el2n))
     detectors = {
-        "cleanlab_anchor": {**prf(anchor_flags, flipped), "auroc": auroc(anchor_score, flipped)},
-        "confident_learning": {**prf(cl_flags, flipped), "auroc": auroc(1.0 - lq, flipped)},
-        "el2n": {**prf(top, flipped), "auroc": auroc(el2n, flipped)},
-        "quadrants": {**prf(quad_flags, flipped), "auroc": auroc(quad_flags.astype(float), flipped)},
-        "combined": {**prf(combined_flags, flipped), "auroc": auroc(combined_score, flipped)},
-        "text_blend": {**prf(np.asarray(blend["is_label_issue"], dtype=np.float64) > 0.5, flipped), "auroc": auroc(1.0 - blend["label_quality"], flipped)},
-        "refit_clean": {**prf(np.asarray(refit["is_label_issue"], dtype=np.float64) > 0.5, flipped), "auroc": auroc(1.0 - refit["label_quality"], flipped)},
+        "cleanlab_anchor": {**common.prf(anchor_flags, flipped), "auroc": auroc(anchor_score, flipped)},
+        "confident_learning": {**common.prf(cl_flags, flipped), "auroc": auroc(1.0 - lq, flipped)},
+        "el2n": {**common.prf(top, flipped), "auroc": auroc(el2n, flipped)},
+        "quadrants": {**common.prf(quad_flags, flipped), "auroc": auroc(quad_flags.astype(float), flipped)},
+        "combined": {**common.prf(combined_flags, flipped), "auroc": auroc(combined_score, flipped)},
+        "text_blend": {**common.prf(np.asarray(blend["is_label_issue"], dtype=np.float64) > 0.5, flipped), "auroc": auroc(1.0 - blend["label_quality"], flipped)},
+        "refit_clean": {**common.prf(np.asarray(refit["is_label_issue"], dtype=np.float64) > 0.5, flipped), "auroc": auroc(1.0 - refit["label_quality"], flipped)},
     }
     return {
         "dataset": name,

@@ -59,10 +59,8 @@ def measure(name: str, rounds: int, quick: bool) -> dict:
             seconds[precision].append(time.perf_counter() - t0)
     quality = {}
     for precision, proxy in fits.items():
-        flags = cleanlab.filter.find_label_issues(noisy, proxy.pred_probs_)
-        hits = int(np.count_nonzero(flags & flipped))
-        quality[precision] = {"cl_flags": int(flags.sum()), "cl_f1": 2 * hits / (int(flags.sum()) + int(flipped.sum())),
-                              "el2n": el2n_scores(noisy, proxy.seed_pred_probs_)}
+        flags = common.prf(cleanlab.filter.find_label_issues(noisy, proxy.pred_probs_), flipped)
+        quality[precision] = {"cl_flags": flags["n_flagged"], "cl_f1": flags["f1"], "el2n": el2n_scores(noisy, proxy.seed_pred_probs_)}
     a, b = quality["fp32"].pop("el2n"), quality["bf16"].pop("el2n")
     return {
         "dataset": f"{name} train", "n_rows": len(noisy), "n_classes": k, "seconds": seconds,
@@ -98,6 +96,8 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be >= 1; given {args.rounds}")
     from datapruner.curation.stacked_training import native_bf16
 
     threads = common.set_threads(args.threads)

@@ -150,6 +150,8 @@ def main(argv=None) -> None:
     ap.add_argument("--encoder-backend", default="torch", help="models.encoder_backend of floor and pipeline (torch|onnx|onnx-int8)")
     ap.add_argument("--render-only", action="store_true", help="rebuild the README block from the results file; run nothing")
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be >= 1; given {args.rounds}")
     if args.render_only:
         path = common.RESULTS / ("throughput_quick.json" if args.quick else "throughput.json")
         data = json.loads(path.read_text())

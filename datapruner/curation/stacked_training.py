@@ -24,6 +24,7 @@ dispatch overhead; `train_stacked` runs one step loop for all of them:
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -35,6 +36,7 @@ PRECISIONS = ("fp32", "bf16")
 """Precisions of the matrix products `train_stacked` accepts (see its docstring)."""
 
 
+@functools.cache
 def native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 matrices natively (the ``avx512_bf16`` or ``amx_bf16``
     flag of Linux's /proc/cpuinfo); False where that cannot be read."""
