@@ -10,16 +10,17 @@ dispatch overhead; `train_stacked` runs one step loop for all of them:
   index rows (never an (M, N, d) copy of the features);
 - the loss is the sum over models of each model's mean cross-entropy over ITS valid rows of the
   batch (rows past the end of a model's epoch are masked), so every model gets exactly its own
-  gradient, and one AdamW (elementwise) updates the stacked tensors: the same optimisation as
-  training each model alone. For one-layer (logistic) models, the proxy's default, the gradient is
-  written in closed form (`linear_softmax_grads`) instead of going through autograd;
+  gradient, and one AdamW (elementwise; `StackedAdamW`, torch's fused kernel) updates the stacked
+  tensors: the same optimisation as training each model alone. For one-layer (logistic) models, the
+  proxy's default, the gradient is written in closed form (`linear_softmax_grads`) instead of going
+  through autograd, and steps where every model has a full batch skip the per-row masks;
 - each model keeps its own initialisation (the module passed in) and its own data-order generator
   (``torch.Generator().manual_seed(order_seed)``, one ``randperm`` of its rows per epoch, batches
   taken in that order), so the result equals sequential training up to float rounding;
 - models with fewer steps (fewer rows, so fewer batches per epoch) stop when their own schedule
   ends (AdamW would still move a model with a zero gradient: momentum, weight decay): their
   parameters after their last step are kept aside, and the stacked tensors and AdamW state are cut
-  to the models still training (`keep_slots`), so a finished model costs no more compute.
+  to the models still training (`StackedAdamW.keep`), so a finished model costs no more compute.
 """
 
 from __future__ import annotations
@@ -78,35 +79,58 @@ def epochs_for(n_rows: int, *, epochs: int, batch_size: int, min_steps: int = 0)
     return max(epochs, -(-min_steps // steps))
 
 
-def keep_slots(params: list, opt, keep: np.ndarray, adamw: dict) -> tuple[list, object]:
-    """The stacked `params` cut to the model slots `keep`, with a new AdamW carrying their state.
+class StackedAdamW:
+    """AdamW (torch's fused kernel, `torch.optim.adamw.adamw`) over stacked parameters, its state held
+    here as tensors of the same stacked shape, so that model slots can be cut (`keep`).
 
-    AdamW is elementwise, so a slot's moments and step count are all it needs: the kept models go on
-    exactly as before."""
-    import torch
+    AdamW is elementwise, so a slot's moments and the step count are all it needs: after `keep` the
+    kept models go on exactly as before. Defaults as `torch.optim.AdamW` (betas 0.9, 0.999; eps 1e-8).
+    """
 
-    sel = torch.as_tensor(keep)
-    kept = [p.detach()[sel].clone().requires_grad_() for p in params]
-    new = torch.optim.AdamW(kept, **adamw)
-    for old, p in zip(params, kept):
-        new.state[p] = {k: v[sel].clone() if v.shape == old.shape else v.clone() for k, v in opt.state.get(old, {}).items()}
-    return kept, new
+    def __init__(self, params: list, *, lr: float, weight_decay: float):
+        import torch
+
+        self.params = params
+        self.lr, self.weight_decay = lr, weight_decay
+        self.exp_avgs = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
+        self.steps = [torch.zeros(()) for _ in params]
+
+    def step(self, grads: list) -> None:
+        """One AdamW update of every parameter with `grads` (one per parameter, same shapes)."""
+        import torch
+        from torch.optim.adamw import adamw
+
+        with torch.no_grad():
+            adamw(self.params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps, fused=True, amsgrad=False,
+                  beta1=0.9, beta2=0.999, lr=self.lr, weight_decay=self.weight_decay, eps=1e-8, maximize=False)
+
+    def keep(self, slots: np.ndarray) -> None:
+        """Cut the parameters and their state to the model slots `slots` (in place of the lists)."""
+        import torch
+
+        sel = torch.as_tensor(slots)
+        for tensors in (self.params, self.exp_avgs, self.exp_avg_sqs):
+            tensors[:] = [t.detach()[sel].clone().requires_grad_(t.requires_grad) for t in tensors]
 
 
-def linear_softmax_grads(params: list, xb, y, row_weight, half: bool) -> None:
-    """Set ``.grad`` of stacked linear-softmax parameters [W (M, d, K), b (M, 1, K)] for the loss
+def linear_softmax_grads(params: list, xb, y, row_weight, half: bool) -> list:
+    """Gradients of stacked linear-softmax parameters [W (M, d, K), b (M, 1, K)] for the loss
     sum over rows of ``row_weight * cross_entropy``: the closed form (softmax - onehot) * weight,
     without autograd's graph (the proxy's default model is this one layer)."""
     import torch
 
     w, b = params
     with torch.no_grad():
-        dtype = torch.bfloat16 if half else torch.float32
-        g = torch.softmax(torch.baddbmm(b.to(dtype), xb, w.to(dtype)).float(), dim=-1)
-        g.view(-1, g.shape[-1])[torch.arange(len(y)), y] -= 1.0
+        if half:  # bf16 product, bias added in float32
+            g = torch.bmm(xb, w.to(torch.bfloat16)).float().add_(b)
+        else:
+            g = torch.baddbmm(b, xb, w)
+        g = torch.softmax(g, dim=-1)
+        g.view(-1, g.shape[-1]).scatter_(1, y[:, None], -1.0, reduce="add")
         g *= row_weight[:, :, None]
-        w.grad = torch.bmm(xb.transpose(1, 2), g.to(dtype)).float()
-        b.grad = g.sum(1, keepdim=True)
+        gw = torch.bmm(xb.transpose(1, 2), g.to(xb.dtype))
+        return [gw.float() if half else gw, g.sum(1, keepdim=True)]
 
 
 def train_stacked(
@@ -170,6 +194,7 @@ def train_stacked(
     row_sets = [torch.as_tensor(np.asarray(r, dtype=np.int64)) for r in rows]
     n_rows = np.array([len(r) for r in row_sets])
     steps_per_epoch = -(-n_rows // batch_size)
+    ragged = n_rows % batch_size != 0  # models whose last batch of an epoch is smaller
     total_steps = steps_per_epoch * np.array([epochs_for(int(n), epochs=epochs, batch_size=batch_size, min_steps=min_steps) for n in n_rows])
     if total_steps.max(initial=0) == 0:
         for m in models:
@@ -180,8 +205,7 @@ def train_stacked(
     # the stacked parameters: every layer's (M, d_in, d_out) weights, then every layer's (M, 1, d_out) biases
     params = [torch.stack([ls[i].weight.detach().T for ls in layers]).contiguous().requires_grad_() for i in range(n_layers)]
     params += [torch.stack([ls[i].bias.detach()[None] for ls in layers]).contiguous().requires_grad_() for i in range(n_layers)]
-    adamw = {"lr": lr, "weight_decay": weight_decay, "fused": True}  # fused: one kernel per tensor, not a dozen passes
-    opt = torch.optim.AdamW(params, **adamw)
+    opt = StackedAdamW(params, lr=lr, weight_decay=weight_decay)
     n_classes, n_features = params[n_layers - 1].shape[-1], X.shape[1]
     gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
     width = int(steps_per_epoch.max()) * batch_size
@@ -205,7 +229,7 @@ def train_stacked(
             for slot in np.flatnonzero(ended):
                 finished[int(active[slot])] = [p[slot].detach().clone() for p in params]
             keep = np.flatnonzero(~ended)
-            params, opt = keep_slots(params, opt, keep, adamw)
+            opt.keep(keep)
             active, order = active[keep], order[torch.as_tensor(keep)]
         spe = np.maximum(steps_per_epoch[active], 1)
         for slot in np.flatnonzero(t % spe == 0):
@@ -216,21 +240,23 @@ def train_stacked(
             idx = per_step[:, t % int(spe[0])]
         else:
             idx = per_step[torch.arange(len(active)), torch.as_tensor(t % spe)]
-        valid = idx >= 0
-        counts = valid.sum(1)
-        used = int(counts.max())  # batch width this step: trailing columns no model needs are cut
-        idx, valid = idx[:, :used].clamp(min=0), valid[:, :used]
+        if ragged[active][t % spe == spe - 1].any():  # some model's last, smaller batch of its epoch
+            valid = idx >= 0
+            counts = valid.sum(1)
+            used = int(counts.max())  # batch width this step: trailing columns no model needs are cut
+            idx, valid = idx[:, :used].clamp(min=0), valid[:, :used]
+            # 1/count by division, as a mean's backward computes it: each model's gradient is that of its own mean loss
+            row_weight = valid / counts.clamp(min=1)[:, None]
+        else:
+            used, row_weight = batch_size, torch.full((len(active), 1), 1.0 / batch_size)
         flat = idx.reshape(-1)  # index_select gathers rows several times faster than X[idx]
         xb = X.index_select(0, flat).view(len(active), used, n_features)
-        # 1/count by division, as a mean's backward computes it: each model's gradient is that of its own mean loss
-        row_weight = valid / counts.clamp(min=1)[:, None]
         if n_layers == 1:
-            linear_softmax_grads(params, xb, Y.index_select(0, flat), row_weight, half)
+            grads = linear_softmax_grads(params, xb, Y.index_select(0, flat), row_weight, half)
         else:
             per_row = F.cross_entropy(forward(xb).reshape(-1, n_classes), Y.index_select(0, flat), reduction="none").view(len(active), used)
-            opt.zero_grad(set_to_none=True)
-            (per_row * row_weight).sum().backward()
-        opt.step()
+            grads = torch.autograd.grad((per_row * row_weight).sum(), params)
+        opt.step(grads)
     for slot, m in enumerate(active):
         finished[int(m)] = [p[slot].detach() for p in params]
 
