@@ -208,9 +208,10 @@ def train_stacked(
     opt = StackedAdamW(params, lr=lr, weight_decay=weight_decay)
     n_classes, n_features = params[n_layers - 1].shape[-1], X.shape[1]
     gens = [torch.Generator().manual_seed(int(s)) for s in order_seeds]
-    width = int(steps_per_epoch.max()) * batch_size
+    steps_max = int(steps_per_epoch.max())
     active = np.arange(len(models))  # the model of each stacked slot; a model leaves when its schedule ends
-    order = torch.full((len(active), width), -1, dtype=torch.long)  # each slot's current epoch order, -1 past its end
+    # each slot's current epoch order, -1 past its end; order.view(-1, batch_size) row slot * steps_max + k is its k-th batch
+    order = torch.full((len(active), steps_max * batch_size), -1, dtype=torch.long)
     # model -> its parameters after its last step (models with no step keep their initialisation)
     finished: dict[int, list] = {}
 
@@ -223,24 +224,31 @@ def train_stacked(
                 h = torch.relu(h)
         return h.float()
 
+    def slot_schedule():
+        """Per slot of the active models: steps per epoch, whether its last batch is smaller, the
+        row of its first batch in order.view(-1, batch_size); and the row weights of a full batch."""
+        return (np.maximum(steps_per_epoch[active], 1), ragged[active], np.arange(len(active)) * steps_max,
+                torch.full((len(active), 1), 1.0 / batch_size))
+
+    spe, ragged_slots, first_batch, full_weight = slot_schedule()
+    next_end = total_steps.min()
     for t in range(int(total_steps.max())):
-        ended = total_steps[active] <= t
-        if ended.any():  # finished models stop costing compute: keep only the others' slots (and AdamW state)
+        if t >= next_end:  # finished models stop costing compute: keep only the others' slots (and AdamW state)
+            ended = total_steps[active] <= t
             for slot in np.flatnonzero(ended):
                 finished[int(active[slot])] = [p[slot].detach().clone() for p in params]
             keep = np.flatnonzero(~ended)
             opt.keep(keep)
             active, order = active[keep], order[torch.as_tensor(keep)]
-        spe = np.maximum(steps_per_epoch[active], 1)
-        for slot in np.flatnonzero(t % spe == 0):
-            m = int(active[slot])
-            order[slot, : n_rows[m]] = row_sets[m][torch.randperm(int(n_rows[m]), generator=gens[m])]
-        per_step = order.view(len(active), -1, batch_size)
-        if (spe == spe[0]).all():
-            idx = per_step[:, t % int(spe[0])]
-        else:
-            idx = per_step[torch.arange(len(active)), torch.as_tensor(t % spe)]
-        if ragged[active][t % spe == spe - 1].any():  # some model's last, smaller batch of its epoch
+            spe, ragged_slots, first_batch, full_weight = slot_schedule()
+            next_end = total_steps[active].min()
+        step_in_epoch = t % spe
+        if not step_in_epoch.all():  # some models start an epoch: draw their new order
+            for slot in np.flatnonzero(step_in_epoch == 0):
+                m = int(active[slot])
+                order[slot, : n_rows[m]] = row_sets[m][torch.randperm(int(n_rows[m]), generator=gens[m])]
+        idx = order.view(-1, batch_size).index_select(0, torch.from_numpy(first_batch + step_in_epoch))
+        if ragged_slots[step_in_epoch == spe - 1].any():  # some model's last, smaller batch of its epoch
             valid = idx >= 0
             counts = valid.sum(1)
             used = int(counts.max())  # batch width this step: trailing columns no model needs are cut
@@ -248,7 +256,7 @@ def train_stacked(
             # 1/count by division, as a mean's backward computes it: each model's gradient is that of its own mean loss
             row_weight = valid / counts.clamp(min=1)[:, None]
         else:
-            used, row_weight = batch_size, torch.full((len(active), 1), 1.0 / batch_size)
+            used, row_weight = batch_size, full_weight
         flat = idx.reshape(-1)  # index_select gathers rows several times faster than X[idx]
         xb = X.index_select(0, flat).view(len(active), used, n_features)
         if n_layers == 1:
