@@ -17,11 +17,11 @@ For SST-2 and then Banking77 (train texts from ../shared/data or DATAPRUNER_DATA
 Reported per dataset: rows/s of each, pipeline / floor (1.0 = the pipeline costs no more than
 embedding alone; goal >= 0.9) and the pipeline's stage seconds.
 
-Each dataset runs `--rounds` rounds (default 2) of floor then pipeline back to back, the pipeline's
+Each dataset runs `--rounds` rounds (default 3) of floor then pipeline back to back, the pipeline's
 cache entry deleted after each so every round embeds; the ratio is the median of the rounds' ratios
 (one round's ratio moves by several percent with the machine's speed).
 
-Run:  .venv/bin/python benchmarks/throughput.py [--quick] [--rounds 2] [--encoder-backend torch|onnx|onnx-int8]
+Run:  .venv/bin/python benchmarks/throughput.py [--quick] [--rounds 3] [--encoder-backend torch|onnx|onnx-int8]
 Writes benchmarks/results/throughput.json (quick: throughput_quick.json, 500 rows per dataset).
 """
 
@@ -146,7 +146,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="first 500 train rows of each dataset")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=2, help="floor + pipeline rounds per dataset (the ratio is their median)")
+    ap.add_argument("--rounds", type=int, default=3, help="floor + pipeline rounds per dataset (the ratio is their median)")
     ap.add_argument("--encoder-backend", default="torch", help="models.encoder_backend of floor and pipeline (torch|onnx|onnx-int8)")
     ap.add_argument("--render-only", action="store_true", help="rebuild the README block from the results file; run nothing")
     args = ap.parse_args(argv)
