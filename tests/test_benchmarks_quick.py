@@ -74,7 +74,7 @@ def test_pruning_curve_quick():
 
 
 def test_throughput_quick():
-    d = _result("throughput", _run("throughput.py"))
+    d = _result("throughput", _run("throughput.py", "--rounds", "2"))
     assert [r["dataset"] for r in d["runs"]] == ["sst2 train", "banking77 train"]  # both in one run
     for r in d["runs"]:
         assert r["n_rows"] == 500
