@@ -178,10 +178,10 @@ def worker(work: Path, threads: int, engine: str, concurrency: int | None) -> di
     t0 = time.perf_counter()
     result = curate(job_config(work, out, threads, engine, ray_options))
     wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # the run's peak, before the check below reads ids
     table = pq.read_table(result.scores_path, columns=["id", "keep"])
     kept = table.filter(table.column("keep")).column("id")
     digest = hashlib.sha256("\n".join(kept.to_pylist()).encode()).hexdigest()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if engine == "ray":
         import ray
 

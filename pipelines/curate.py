@@ -40,7 +40,7 @@ from datapruner.curation.step_store import StepStore
 from datapruner.curation.steps import ScoreStep
 from datapruner.errors import ConfigError, InputDataError
 from datapruner.executors import Executor, make_executor
-from datapruner.io.writers import check_output_location
+from datapruner.io.writers import check_output_location, release_unused_arrow_memory
 from datapruner.registry import get_scorer, make_scorer
 from datapruner.selection import SelectionContext, apply_policies, make_policy
 
@@ -197,6 +197,8 @@ def score_dataset(cfg: RunConfig, *, resume: bool = False) -> ScoredDataset:
             store.save(key, step.name, columns)
             kill_point(f"step:{step.name}")
         view.scores.update(columns)
+        del columns
+        release_unused_arrow_memory()
         timings[f"score:{step.name}"] = time.perf_counter() - t
     return ScoredDataset(dataset=dataset, view=view, steps=steps, timings=timings, executor=executor, reused=reused)
 
