@@ -36,6 +36,19 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts such as ``--rounds``: an integer >= 1, else a usage error naming the value."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; given {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; given {value}")
+    return value
+
+
 def set_threads(threads: int = 1) -> int:
     """Pin BLAS / torch threads (call before heavy imports where possible). Returns the count."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -81,7 +81,7 @@ def per_question_scores(embedder, tasks, kind: str) -> dict[str, np.ndarray]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds, backends in turn (default 3)")
+    ap.add_argument("--rounds", type=common.positive_int, default=3, help="throughput rounds, backends in turn (default 3)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="20 HotpotQA and 100 XQuAD questions, 1 round")
     args = ap.parse_args()

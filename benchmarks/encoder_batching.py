@@ -55,13 +55,11 @@ def request_workload(n: int) -> list[list[str]]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="5 questions per dataset, 300 bulk rows, 1 round")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=common.positive_int, default=2)
     ap.add_argument("--questions", type=int, default=20, help="requests per QA dataset (default 20)")
     ap.add_argument("--bulk-rows", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    if args.rounds < 1:
-        ap.error(f"--rounds must be >= 1; given {args.rounds}")
     common.require_data("qa")
     threads = common.set_threads(args.threads)
     started, loadavg = common.now(), list(os.getloadavg())

@@ -93,11 +93,9 @@ def render(runs: list[dict], threads: int, native: bool, loadavg: list[float]) -
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="first 1,000 train rows of each dataset")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=common.positive_int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    if args.rounds < 1:
-        ap.error(f"--rounds must be >= 1; given {args.rounds}")
     from datapruner.curation.stacked_training import native_bf16
 
     threads = common.set_threads(args.threads)

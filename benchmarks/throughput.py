@@ -146,12 +146,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="first 500 train rows of each dataset")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=3, help="floor + pipeline rounds per dataset (the ratio is their median)")
+    ap.add_argument("--rounds", type=common.positive_int, default=3, help="floor + pipeline rounds per dataset (the ratio is their median)")
     ap.add_argument("--encoder-backend", default="torch", help="models.encoder_backend of floor and pipeline (torch|onnx|onnx-int8)")
     ap.add_argument("--render-only", action="store_true", help="rebuild the README block from the results file; run nothing")
     args = ap.parse_args(argv)
-    if args.rounds < 1:
-        ap.error(f"--rounds must be >= 1; given {args.rounds}")
     if args.render_only:
         path = common.RESULTS / ("throughput_quick.json" if args.quick else "throughput.json")
         data = json.loads(path.read_text())
