@@ -34,7 +34,7 @@ from datapruner.config.sections import read_yaml
 from datapruner.curation.dataset import ID_COLUMN, INVALID_REASONS, Dataset, DatasetView
 from datapruner.curation.output_checks import check_scores_file
 from datapruner.curation.outputs import check_pruned, scores_table, write_scores
-from datapruner.curation.score_columns import ScoreColumns, ScoresFileColumns
+from datapruner.curation.score_columns import PendingColumns, ScoreColumns, ScoresFileColumns
 from datapruner.curation.run_folder import MANIFEST, RunFolder, files_under, kill_point, work_dir_of
 from datapruner.curation.step_store import StepStore
 from datapruner.curation.steps import ScoreStep
@@ -178,7 +178,7 @@ def score_dataset(cfg: RunConfig, *, resume: bool = False) -> ScoredDataset:
         t = time.perf_counter()
         key = store.key(step.name, spec.params, keys) if store else ""
         keys.append(key)
-        columns = store.load(key) if store else None
+        columns = store.load(key, view.scores.pending(info.n_rows)) if store else None
         if columns is not None:
             reused.append(step.name)
             if _has_report(step):  # its report needs the fitted state; fits reuse their own work-folder state
@@ -189,14 +189,14 @@ def score_dataset(cfg: RunConfig, *, resume: bool = False) -> ScoredDataset:
                 timings.setdefault("embed", time.perf_counter() - t)
                 t = time.perf_counter()
             step.fit(view)
-            columns = _collect(executor.map_batches(step, view), info.n_rows, step.name)
+            columns = _collect(executor.map_batches(step, view), view.scores.pending(info.n_rows), step.name)
         clash = set(columns) & (set(view.scores) | set(CONTROL_COLUMNS))
         if clash:
             raise ConfigError(f"scorers[{step.name}]", sorted(clash), "score columns not produced by an earlier scorer")
         if store and step.name not in reused:
             store.save(key, step.name, columns)
             kill_point(f"step:{step.name}")
-        view.scores.update(columns)
+        view.scores.adopt(columns)
         del columns
         release_unused_arrow_memory()
         timings[f"score:{step.name}"] = time.perf_counter() - t
@@ -321,10 +321,9 @@ def _check_needs(steps, view: DatasetView) -> None:
             )
 
 
-def _collect(parts, n_rows: int, step_name: str) -> dict[str, np.ndarray]:
-    """Assemble (row indices, columns) parts into full columns; every row must be scored exactly once."""
-    columns: dict[str, np.ndarray] = {}
-    seen = np.zeros(n_rows, dtype=bool)
+def _collect(parts, columns: PendingColumns, step_name: str) -> PendingColumns:
+    """Write (row indices, columns) parts into `columns` as they come; every row must be scored exactly once."""
+    seen = np.zeros(columns.n_rows, dtype=bool)
     twice = 0
     for rows, cols in parts:
         rows = np.asarray(rows, dtype=np.int64)
@@ -332,13 +331,10 @@ def _collect(parts, n_rows: int, step_name: str) -> dict[str, np.ndarray]:
             values = np.asarray(values)
             if len(values) != len(rows):
                 raise RuntimeError(f"scorer {step_name} returned {len(values)} values of {name!r} for {len(rows)} rows")
-            if name not in columns:
-                dtype = object if values.dtype.kind in "OUS" else values.dtype
-                columns[name] = np.full(n_rows, None if dtype == object else 0, dtype=dtype)
-            columns[name][rows] = values
+            columns.put(name, rows, values)
         twice += int(seen[rows].sum()) + len(rows) - len(np.unique(rows))
         seen[rows] = True
-    if columns and (twice or not seen.all()):
+    if len(columns) and (twice or not seen.all()):
         raise RuntimeError(f"scorer {step_name}: {twice + int((~seen).sum())} rows were not scored exactly once")
     return columns
 

@@ -17,7 +17,7 @@ from datapruner.curation.dataset import ID_COLUMN, Dataset
 from datapruner.curation.output_checks import check_pruned_folder
 from datapruner.curation.score_columns import ScoreColumns, column_rows
 from datapruner.errors import ConfigError
-from datapruner.io.writers import ShardedParquetWriter, arrow_column
+from datapruner.io.writers import ShardedParquetWriter, arrow_column, arrow_type
 
 SCORES_FILE = "scores.parquet"
 PRUNED_DIR = "pruned"
@@ -62,7 +62,7 @@ class AuditTable:
         fields = [pa.field(ID_COLUMN, pa.string())]
         for name in self.names:
             dtype = self.scores.dtype(name) if isinstance(self.scores, ScoreColumns) else np.asarray(self.scores[name]).dtype
-            kind = arrow_column(self.scores[name]).type if dtype == object else pa.from_numpy_dtype(dtype)
+            kind = arrow_type(self.scores[name]) if dtype == object else pa.from_numpy_dtype(dtype)
             fields.append(pa.field(name, kind))
         if self.keep is not None:
             fields.append(pa.field("keep", pa.bool_()))

@@ -7,6 +7,10 @@ raw file under the run's work folder, read back whole when a step or a policy as
 freed when that caller drops it) or a row range at a time (`read_rows`) by the writers. Columns
 of Python objects (strings, None) stay in memory, as they have no fixed-width form.
 
+A scoring step's columns reach it through `PendingColumns` (`ScoreColumns.pending`): each part
+of rows a step scores is written into the column files in place as it comes back, so no column is
+ever assembled whole in memory; `ScoreColumns.adopt` then takes the files over.
+
 `ScoresFileColumns` is the same read-only mapping over a published `scores.parquet`, which is
 what `RunResult.scores` hands back after the work folder has been cleaned up.
 """
@@ -49,17 +53,38 @@ class ScoreColumns(MutableMapping):
         self._files: dict[str, tuple[Path, np.dtype, int]] = {}
         self._memory: dict[str, np.ndarray] = {}
         self._order: list[str] = []
+        self._paths = itertools.count()
 
     def __setitem__(self, name: str, values) -> None:
         values = np.asarray(values)
         self._drop(name)
         if _is_fixed_width(values):
-            path = self.directory / f"column-{len(self._order):04d}-{len(self._files)}.bin"
+            path = self._new_path()
             np.ascontiguousarray(values).tofile(path)
             self._files[name] = (path, values.dtype, len(values))
         else:
             self._memory[name] = values
         self._order.append(name)
+
+    def _new_path(self) -> Path:
+        return self.directory / f"column-{next(self._paths):05d}.bin"
+
+    def pending(self, n_rows: int) -> "PendingColumns":
+        """An empty set of `n_rows`-row columns for one step to fill (`PendingColumns.put`), with
+        its files in this mapping's folder; `adopt` makes them columns of this mapping."""
+        return PendingColumns(n_rows, self._new_path)
+
+    def adopt(self, pending: "PendingColumns") -> None:
+        """Make every column of `pending` a column of this mapping (its files are taken over, not copied)."""
+        for name in pending:
+            self._drop(name)
+            if name in pending.memory:
+                self._memory[name] = pending.memory[name]
+            else:
+                self._files[name] = (pending.files[name][0], pending.files[name][1], pending.n_rows)
+            self._order.append(name)
+        pending.files.clear()
+        pending.memory.clear()
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name in self._memory:
@@ -110,6 +135,77 @@ class ScoreColumns(MutableMapping):
         self._order.clear()
 
 
+class PendingColumns(Mapping):
+    """One step's (N,) columns, filled part by part as its scored rows come back (`put`).
+
+    A fixed-width column (1-D bool, int or float) is a file of N values from its first part on, and
+    every part is written into it at its rows' offsets, so the column is never whole in memory; any
+    other column (strings, None) is an in-memory array. The first part of a column fixes its dtype
+    (later parts are cast to it, as assigning into an array would); rows no part wrote read 0
+    (None for object columns). Reading (`read_rows`, `dtype`, iteration) works as on
+    `ScoreColumns`; `ScoreColumns.adopt` then takes the columns over.
+    """
+
+    def __init__(self, n_rows: int, new_path):
+        self.n_rows = int(n_rows)
+        self._new_path = new_path
+        self.files: dict[str, tuple[Path, np.dtype]] = {}
+        self.memory: dict[str, np.ndarray] = {}
+        self._order: list[str] = []
+
+    def put(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
+        """Write `values` into rows `rows` (int indices) of column `name`."""
+        values = np.asarray(values)
+        if name not in self._order:
+            self._order.append(name)
+            if _is_fixed_width(values):
+                path = self._new_path()
+                with open(path, "wb") as f:
+                    f.truncate(self.n_rows * values.dtype.itemsize)  # zeros, without writing them
+                self.files[name] = (path, values.dtype)
+            else:
+                dtype = object if values.dtype.kind in "OUS" else values.dtype
+                self.memory[name] = np.full(self.n_rows, None if dtype == object else 0, dtype=dtype)
+        if name in self.memory:
+            self.memory[name][rows] = values
+            return
+        path, dtype = self.files[name]
+        values = np.ascontiguousarray(values, dtype=dtype)
+        if len(rows) and bool(np.all(np.diff(rows) == 1)):
+            with open(path, "r+b") as f:  # one contiguous range: a plain write at its offset
+                f.seek(int(rows[0]) * dtype.itemsize)
+                f.write(values.tobytes())
+        elif len(rows):
+            mapped = np.memmap(path, dtype=dtype, mode="r+", shape=(self.n_rows,))
+            mapped[rows] = values
+            mapped.flush()
+            del mapped
+
+    def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows `start:stop` of column `name`."""
+        if name in self.memory:
+            return self.memory[name][start:stop]
+        path, dtype = self.files[name]
+        start, stop = max(0, start), min(self.n_rows, stop)
+        return np.fromfile(path, dtype=dtype, count=max(0, stop - start), offset=start * dtype.itemsize)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.read_rows(name, 0, self.n_rows)
+
+    def dtype(self, name: str) -> np.dtype:
+        """The column's dtype (without reading it)."""
+        return self.memory[name].dtype if name in self.memory else self.files[name][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._order))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, name) -> bool:
+        return name in self._order
+
+
 def _remove_dead(parent: Path) -> None:
     """Remove column folders left by runs whose process is gone (killed runs)."""
     if not parent.exists():
@@ -154,7 +250,7 @@ class ScoresFileColumns(Mapping):
 
 
 def column_rows(scores: Mapping, name: str, start: int, stop: int) -> np.ndarray:
-    """Rows `start:stop` of column `name` of any score mapping (a `ScoreColumns` reads only those rows)."""
-    if isinstance(scores, ScoreColumns):
+    """Rows `start:stop` of column `name` of any score mapping (`ScoreColumns` and `PendingColumns` read only those rows)."""
+    if isinstance(scores, (ScoreColumns, PendingColumns)):
         return scores.read_rows(name, start, stop)
     return np.asarray(scores[name])[start:stop]

@@ -1,6 +1,7 @@
 """Finished scorer steps saved under a run's work folder, so a rerun of a killed run reuses them.
 
-Each step's columns are stored in `<work>/steps/<key>/columns.parquet`, then a completion marker
+Each step's columns are stored in `<work>/steps/<key>/columns.parquet`, written and read back a
+slice of rows at a time (a step's columns are never whole in memory), then a completion marker
 `done.json` is written; only a step with a marker is reused. The key (`StepStore.key`) covers
 the input (the ingest fingerprint and every input file's size and modification time), the config
 parts a score depends on (input mapping and batch size, models, threads, random_state, the scorer's
@@ -21,10 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datapruner.io.writers import arrow_column
+from datapruner.curation.score_columns import PendingColumns, column_rows
+from datapruner.io.writers import arrow_column, arrow_type, release_unused_arrow_memory
 from datapruner.paths import atomic_path
 
 MARKER = "done.json"
+SLICE_ROWS = 1 << 20
+"""Rows per slice when a step's columns are saved or read back (and per Parquet row group)."""
 
 
 def _file_stamp(path: str) -> list[Any]:
@@ -56,29 +60,45 @@ class StepStore:
         payload = {**self.base, "step": name, "params": params, "previous": previous}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
-    def load(self, key: str) -> dict[str, np.ndarray] | None:
-        """The saved columns of a finished step, or None when it has no completion marker."""
+    def load(self, key: str, into: PendingColumns) -> PendingColumns | None:
+        """Read a finished step's saved columns into `into` (a slice of rows at a time), or None
+        when the step has no completion marker."""
         folder = self.directory / key
         if not (folder / MARKER).exists():
             return None
-        path = folder / "columns.parquet"
-        out = {}
-        for name in pq.read_schema(path).names:  # a column at a time, copied out of Arrow's memory
-            col = pq.read_table(path, columns=[name]).column(name)
-            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_null(col.type) or col.null_count:
-                out[name] = np.array(col.to_pylist(), dtype=object)
-            else:
-                out[name] = np.array(col.to_numpy(zero_copy_only=False))
-            del col
-            pa.default_memory_pool().release_unused()  # else the pool keeps every column's pages resident
-        return out
+        marker = json.loads((folder / MARKER).read_text())
+        if "object_columns" not in marker:  # saved by a version that did not record them: recompute
+            return None
+        objects = set(marker["object_columns"])
+        parquet = pq.ParquetFile(folder / "columns.parquet")
+        start = 0
+        for batch in parquet.iter_batches(batch_size=SLICE_ROWS):
+            rows = np.arange(start, start + batch.num_rows)
+            for name, col in zip(batch.schema.names, batch.columns):
+                values = np.array(col.to_pylist(), dtype=object) if name in objects else col.to_numpy(zero_copy_only=False)
+                into.put(name, rows, values)
+            start += batch.num_rows
+            del batch
+            pa.default_memory_pool().release_unused()  # else the pool keeps every slice's pages resident
+        for field in parquet.schema_arrow:  # a table of no rows still names its columns
+            if field.name not in into:
+                into.put(field.name, np.zeros(0, dtype=np.int64),
+                         np.zeros(0, dtype=object if field.name in objects else field.type.to_pandas_dtype()))
+        return into
 
-    def save(self, key: str, name: str, columns: dict[str, np.ndarray]) -> None:
-        """Save a finished step's columns, then its completion marker."""
+    def save(self, key: str, name: str, columns: PendingColumns) -> None:
+        """Save a finished step's columns (a slice of rows at a time), then its completion marker."""
         folder = self.directory / key
         folder.mkdir(parents=True, exist_ok=True)
-        table = pa.table({c: arrow_column(columns[c]) for c in columns}) if columns else pa.table({})
+        names = list(columns)
+        objects = [c for c in names if columns.dtype(c) == object]
+        schema = pa.schema([(c, arrow_type(columns[c]) if c in objects else pa.from_numpy_dtype(columns.dtype(c))) for c in names])
         with atomic_path(folder / "columns.parquet") as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                for start in range(0, max(columns.n_rows, 1), SLICE_ROWS):
+                    stop = min(columns.n_rows, start + SLICE_ROWS)
+                    writer.write_table(pa.table([arrow_column(column_rows(columns, c, start, stop)).cast(schema.field(c).type) for c in names],
+                                                schema=schema))
+                    release_unused_arrow_memory()
         with atomic_path(folder / MARKER) as tmp:
-            tmp.write_text(json.dumps({"step": name, "columns": sorted(columns)}))
+            tmp.write_text(json.dumps({"step": name, "columns": sorted(names), "object_columns": sorted(objects)}))

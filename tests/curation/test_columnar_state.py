@@ -14,6 +14,7 @@ import pytest
 from datapruner.curation.embedding_cache import EmbeddingRows
 from datapruner.curation.output_checks import check_scores_file
 from datapruner.curation.outputs import AuditTable, write_scores
+from datapruner.curation import step_store
 from datapruner.curation.score_columns import ScoreColumns, ScoresFileColumns, column_rows
 from datapruner.errors import OutputCheckError
 
@@ -72,6 +73,58 @@ def test_score_columns_round_trip_on_disk(tmp_path):
     assert "i" not in cols and len(list(cols.directory.iterdir())) == 3
     cols.remove()
     assert not cols.directory.exists() and len(cols) == 0
+
+
+def test_pending_columns_are_written_in_place_part_by_part_and_adopted_without_a_copy(tmp_path):
+    cols = ScoreColumns(tmp_path / "columns")
+    pending = cols.pending(10)
+    parts = [  # out of order; one part's rows are not a contiguous range; row 9 is never written
+        (np.arange(5, 9), {"f": np.linspace(0.5, 0.8, 4), "i": np.array([5, 6, 7, 8], dtype=np.int32), "o": np.array(["a", None, "b", None], dtype=object)}),
+        (np.array([4, 0, 2]), {"f": np.array([0.4, 0.0, 0.2]), "i": np.array([4.9, 0.0, 2.2]), "o": np.array([None, "x", "y"], dtype=object)}),
+        (np.array([1, 3]), {"f": np.array([0.1, 0.3]), "i": np.array([1, 3], dtype=np.int32), "o": np.array(["p", "q"], dtype=object)}),
+    ]
+    for rows, values in parts:
+        for name, v in values.items():
+            pending.put(name, rows, v)
+    want_f = np.r_[np.arange(9) / 10, 0.0]
+    want_i = np.r_[np.arange(9), 0].astype(np.int32)  # the first part fixed int32: 4.9 and 2.2 are cast as an array assignment casts
+    want_o = np.array(["x", "p", "y", "q", None, "a", None, "b", None, None], dtype=object)
+    assert list(pending) == ["f", "i", "o"] and pending.dtype("i") == np.int32 and pending.dtype("o") == object
+    np.testing.assert_allclose(pending["f"], want_f)
+    np.testing.assert_array_equal(pending["i"], want_i)
+    np.testing.assert_array_equal(column_rows(pending, "o", 3, 6), want_o[3:6])
+    files = {name: pending.files[name][0] for name in ("f", "i")}
+    cols.adopt(pending)
+    assert list(cols) == ["f", "i", "o"] and len(pending) == 3 and not pending.files
+    assert sorted(cols.directory.iterdir()) == sorted(files.values())  # taken over, not copied
+    np.testing.assert_allclose(cols["f"], want_f)
+    np.testing.assert_array_equal(cols["i"], want_i)
+    np.testing.assert_array_equal(cols["o"], want_o)
+    assert len(list(cols.directory.iterdir())) == 2
+
+
+def test_step_store_streams_a_steps_columns_in_slices_and_reads_them_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(step_store, "SLICE_ROWS", 4)  # 10 rows: slices of 4, 4 and 2
+    cols = ScoreColumns(tmp_path / "columns")
+    saved = cols.pending(10)
+    values = {"f": np.linspace(0, 1, 10), "b": np.arange(10) % 3 == 0,
+              "tag": np.array([None] * 5 + ["x", "y", None, "z", "w"], dtype=object),  # the first slice has only None
+              "flag": np.array([None, True, False, None, True, None, None, False, True, None], dtype=object)}
+    for name, v in values.items():
+        saved.put(name, np.arange(10), v)
+    store = step_store.StepStore(tmp_path / "work", context={"c": 1}, sources=[])
+    store.save("k", "step", saved)
+    parquet = pq.ParquetFile(store.directory / "k" / "columns.parquet")
+    assert parquet.metadata.num_row_groups == 3
+    assert parquet.schema_arrow.field("tag").type == pa.string() and parquet.schema_arrow.field("flag").type == pa.bool_()
+    loaded = store.load("k", cols.pending(10))
+    assert list(loaded) == list(values)
+    for name, v in values.items():
+        assert loaded.dtype(name) == v.dtype
+        np.testing.assert_array_equal(loaded[name], v)
+    assert store.load("other", cols.pending(10)) is None
+    (store.directory / "k" / step_store.MARKER).write_text('{"step": "step", "columns": []}')  # a marker of an older version
+    assert store.load("k", cols.pending(10)) is None
 
 
 def test_score_columns_remove_folders_of_dead_runs(tmp_path):
