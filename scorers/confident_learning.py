@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,13 @@ def label_quality(
     if np.unique(y).size < 2:
         raise InputDataError(f"labels contain a single class ({int(y[0])}); confident learning needs at least two classes")
     if issue_count == "off_diagonal":
-        issues = find_label_issues(y, p, filter_by=filter_by, n_jobs=1)
+        singletons = [int(c) for c, n in zip(*np.unique(y, return_counts=True)) if n == 1]
+        if singletons:  # said once, in our words, instead of cleanlab's warning per class
+            log.warning("confident learning cannot flag the only row of a class: classes %s have a single labelled row",
+                        singletons)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="May not flag all label issues in class", category=UserWarning)
+            issues = find_label_issues(y, p, filter_by=filter_by, n_jobs=1)
     else:
         issues = lowest_ranked(get_label_quality_scores(y, p, method=filter_by[4:]), count_label_issues(y, p, issue_count))
     quality = get_label_quality_scores(y, p, method=method)

@@ -78,6 +78,16 @@ def test_single_class_is_rejected():
         ProxyClassifier(n_seeds=1, epochs=1, n_folds=2).fit(np.eye(3), [1, 1, 1])
 
 
+def test_a_class_with_one_row_is_named_in_our_log_not_in_a_cleanlab_warning(caplog, recwarn):
+    y = np.array([0, 0, 0, 1, 1, 1, 2])  # class 2 has one labelled row: cleanlab cannot flag it
+    p = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.8, 0.1, 0.1], [0.3, 0.3, 0.4]])
+    with caplog.at_level("WARNING", logger="datapruner.scorers.confident_learning"):
+        quality = label_quality(y, p)
+    assert "classes [2] have a single labelled row" in caplog.text
+    assert not [w for w in recwarn if "label issues" in str(w.message)]
+    assert not quality.is_label_issue[6] and quality.is_label_issue[[1, 5]].all()
+
+
 def test_fewer_rows_than_folds_is_rejected():
     X = np.random.default_rng(0).normal(size=(4, 8))
     with pytest.raises(InputDataError, match="4 labelled rows is fewer than n_folds=5; lower n_folds"):
