@@ -1,4 +1,4 @@
-"""Dedup memory: bytes per row that exact_dedup and minhash keep in memory (docs/dedup.md quotes them).
+"""Dedup memory: bytes per row that exact_dedup and minhash keep in memory (the README block shows them).
 
 Measured with `tracemalloc` on the structures the steps build in `fit`, for N seeded synthetic
 distinct texts of 40 words: exact_dedup's digest -> first-row dict plus its (N,) int64 survivor
