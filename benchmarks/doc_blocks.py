@@ -219,6 +219,18 @@ def encoder_backends() -> str:
 # ------------------------------------------------------------------ docs/perplexity_speed.md
 
 
+def lm_floor_sentence(summary: dict) -> str:
+    """What the benchmark's LM floor says about the 5x goal ("not run" for results that predate it)."""
+    floor = summary.get("lm_floor")
+    if not floor or not floor.get("longllmlingua_over_floor"):
+        return "LM floor: not run (results written before the benchmark measured it)."
+    bound = floor["longllmlingua_over_floor"]
+    return (f"LM floor: one bare forward pass of the same LM over each question's context ({floor['context_tokens_mean']:.0f} "
+            f"tokens on average, windows of {floor['window_tokens']:,}, LM head on the last position only) takes "
+            f"{floor['seconds_mean']:.1f} s on average, LongLLMLingua's latency / {bound:.1f}: a method that reads the whole "
+            f"context with this LM once is at most {bound:.1f}x faster than LongLLMLingua here.")
+
+
 def perplexity_speed() -> str:
     path = RESULTS / "perplexity_speed.json"
     d = _read(path)
@@ -242,7 +254,7 @@ def perplexity_speed() -> str:
               f"{s['speedup_median']:.2f}, over {s['n_questions']} questions ({', '.join(d['datasets'])}) at "
               f"{d['ratio']}x; run {state}. Goal (at least 5x, answer recall at least LongLLMLingua's): speed "
               f"{'met' if met_speed else 'not met'}, recall {'met' if met_recall else 'not met'} "
-              f"(point estimates; the intervals are wide at this n).", "",
+              f"(point estimates; the intervals are wide at this n). {lm_floor_sentence(s)}", "",
               f"{d['threads']} thread(s); load average {d['machine'].get('loadavg_at_write')} at the end. "
               f"Source: `{_rel(path)}` (`{d['command']}`, finished {d['finished_utc']})."]
     return "\n".join(lines)

@@ -12,6 +12,12 @@ median over questions and the ratio of means, with a 95 % bootstrap interval of 
 Answer recall = a gold answer string survives in the compressed text (the compression benchmark's
 protocol), 95 % Wilson intervals; yes/no questions are left out of recall.
 
+LM floor, per question, after the two methods: one bare forward pass of the same LM over the
+question's context (its passages joined, in windows of `LM_WINDOW` tokens, the LM head on the last
+position only; tokenised before the clock starts). A method that reads the whole context with the
+LM at least once cannot be faster than that, so LongLLMLingua's latency / the floor bounds its
+speed-up over LongLLMLingua.
+
     python benchmarks/perplexity_speed.py [--datasets xquad,hotpotqa] [--n 25] [--ratio 4] [--max-minutes 20]
 """
 
@@ -29,6 +35,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 METHODS = ("longllmlingua", "perplexity")
+LM_WINDOW = 1024  # tokens per forward pass of the LM floor (the perplexity method's default max_context)
+
+
+def lm_floor(case: dict) -> dict:
+    """Seconds of one bare forward pass of the bundled LM over the case's context (see the module docstring)."""
+    import torch
+
+    from datapruner.models import shared_causal_lm
+    from datapruner.models.lm_scoring import forward_with_cache
+
+    lm = shared_causal_lm("bundled-smollm2")
+    ids = lm.tokenizer("\n\n".join(case["passages"]), add_special_tokens=False)["input_ids"]
+    windows = [torch.tensor([ids[i : i + LM_WINDOW]]) for i in range(0, len(ids), LM_WINDOW)]
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for w in windows:
+            forward_with_cache(lm.model, last_logits_only=True, input_ids=w)
+    return {"seconds": round(time.perf_counter() - t0, 4), "tokens": len(ids)}
 
 
 def summarise(records: list[dict]) -> dict:
@@ -43,6 +67,12 @@ def summarise(records: list[dict]) -> dict:
             "latency_s_mean": float(np.mean(lat)) if lat else None,
             "over_budget_count": int(sum(r[m]["over"] > 0 for r in records)),
         }
+    floors = [r["lm_floor"] for r in records if "lm_floor" in r]
+    if floors:
+        out["lm_floor"] = {"n_questions": len(floors), "seconds_mean": float(np.mean([f["seconds"] for f in floors])),
+                           "context_tokens_mean": float(np.mean([f["tokens"] for f in floors])), "window_tokens": LM_WINDOW}
+        if out["longllmlingua"]["latency_s_mean"]:
+            out["lm_floor"]["longllmlingua_over_floor"] = out["longllmlingua"]["latency_s_mean"] / out["lm_floor"]["seconds_mean"]
     if records:
         ll = np.array([r["longllmlingua"]["latency_s"] for r in records])
         pp = np.array([r["perplexity"]["latency_s"] for r in records])
@@ -86,6 +116,7 @@ def main() -> None:
     warm_ds, warm = cases.pop(0)
     for m in METHODS:
         runner.run(m, warm, args.ratio)
+    lm_floor(warm)
     t_start = time.perf_counter()
     records, cut = [], False
     payload: dict = {"ratio": args.ratio, "datasets": datasets, "planned_questions": len(cases), "records": records,
@@ -97,6 +128,7 @@ def main() -> None:
         rec = {"dataset": ds, "id": case["id"]}
         for m in METHODS:
             rec[m] = runner.run(m, case, args.ratio)
+        rec["lm_floor"] = lm_floor(case)
         records.append(rec)
         payload = {"ratio": args.ratio, "datasets": datasets, "planned_questions": len(cases),
                    "complete": False, "records": records, "summary": summarise(records),

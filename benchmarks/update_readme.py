@@ -69,6 +69,8 @@ def _perplexity_speed(d: dict) -> dict:
     ratio = s.get("speedup_ratio_of_means")
     text = ("Speed-up (LongLLMLingua latency / ours, ratio of means): "
             f"{ratio:.2f} {_ci(s.get('speedup_ratio_of_means_ci95'))}; goal >= 5." if ratio is not None else "")
+    if ratio is not None:
+        text += " " + doc_blocks.lm_floor_sentence(s)
     notes = " ".join(x for x in (d.get("note", "").rstrip(".") + "." if d.get("note") else "", "Complete run." if d.get("complete") else "Partial run.", _load_note(d)) if x)
     return {"title": "Perplexity method vs LongLLMLingua (`benchmarks/perplexity_speed.py`)",
             "markdown": f"At {d.get('ratio')}x, same bundled LM, same threads, methods in turn per question.\n\n"

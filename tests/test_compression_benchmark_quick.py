@@ -47,7 +47,7 @@ def test_compression_benchmark_quick(tmp_path):
         for recs in res["records"][ds].values():
             for rlist in recs.values():
                 for r in rlist:  # the encoder-pass reference records latency only
-                    assert r.get("tokens_after", 0) >= 0 and r["latency_s"] >= 0
+                    assert r["latency_s"] >= 0 and ("tokens_after" not in r or 0 <= r["tokens_after"] <= r["tokens_before"])
     first = next(iter(res["summary"]))
     for m in ("perplexity", "seqlabel", "hybrid", "llmlingua", "longllmlingua"):
         assert res["summary"][first][m]["4"]["all"]["n"] >= 1

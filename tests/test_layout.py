@@ -91,21 +91,27 @@ def test_the_layout_is_checked_on_real_files():
     assert len(ALL_FILES) > 50
 
 
+def _top_level_name_imports(p: Path) -> list[str]:
+    """Rule 1 on one file: imports of `scorers` / `pipelines` by their folder name."""
+    return [f"line {line} imports {module}" for line, module, _ in _imports(p) if module.split(".")[0] in ("scorers", "pipelines")]
+
+
+def _private_name_imports(p: Path, own: str) -> list[str]:
+    """Rule 2 on one file (module name `own`): private names of other project modules."""
+    bad = [f"line {line} imports {module}.{name}" for line, module, name in _imports(p)
+           if module.startswith("datapruner") and module != own and name and name.startswith("_") and not name.startswith("__")]
+    bad.extend(f"line {line} uses {use}" for line, use in _private_attribute_uses(p))
+    bad.extend(f"line {line} renames {name} to a private alias" for line, name in _private_aliases(p))
+    return bad
+
+
 def test_one_import_name_for_scorers_and_pipelines():
-    bad = [f"{_where(p, line)} imports {module}" for p in ALL_FILES for line, module, _ in _imports(p)
-           if module.split(".")[0] in ("scorers", "pipelines")]
+    bad = [f"{p.relative_to(ROOT)} {v}" for p in ALL_FILES for v in _top_level_name_imports(p)]
     assert not bad, "import these as datapruner.scorers / datapruner.pipelines:\n" + "\n".join(bad)
 
 
 def test_no_private_names_across_modules():
-    bad = []
-    for p in ALL_FILES:
-        own = _module_name(p)
-        for line, module, name in _imports(p):
-            if module.startswith("datapruner") and module != own and name and name.startswith("_") and not name.startswith("__"):
-                bad.append(f"{_where(p, line)} imports {module}.{name}")
-        bad.extend(f"{_where(p, line)} uses {use}" for line, use in _private_attribute_uses(p))
-        bad.extend(f"{_where(p, line)} renames {name} to a private alias" for line, name in _private_aliases(p))
+    bad = [f"{p.relative_to(ROOT)} {v}" for p in ALL_FILES for v in _private_name_imports(p, _module_name(p))]
     assert not bad, "make the name public or keep the code where it is used:\n" + "\n".join(bad)
 
 
@@ -142,20 +148,14 @@ def test_interfaces_call_pipelines_only():
 
 
 @pytest.mark.parametrize("source,expected", [
-    ("from scorers.mig import mig_scores\n", "test_one_import_name"),
-    ("from datapruner.pipelines.compress import _prepare\n", "test_no_private"),
-    ("import datapruner.pipelines.compress as C\nC._finish()\n", "test_no_private"),
-    ("from datapruner.pipelines.train_pruner import load_nq as _load\n", "private_alias"),
+    ("from scorers.mig import mig_scores\n", ["line 1 imports scorers.mig"]),
+    ("from datapruner.pipelines.compress import _prepare\n", ["line 1 imports datapruner.pipelines.compress._prepare"]),
+    ("import datapruner.pipelines.compress as C\nC._finish()\n", ["line 2 uses C._finish"]),
+    ("from datapruner.pipelines.train_pruner import load_nq as _load\n",
+     ["line 1 renames datapruner.pipelines.train_pruner.load_nq to a private alias"]),
+    ("from datapruner.pipelines.compress import compress\nimport datapruner.scorers.mig as M\nM.mig_scores()\n", []),
 ])
 def test_the_checks_catch_a_violation(tmp_path, source, expected):
     path = tmp_path / "bad.py"
     path.write_text(source)
-    imports = _imports(path)
-    if expected == "private_alias":
-        assert _private_aliases(path) == [(1, "datapruner.pipelines.train_pruner.load_nq")]
-    elif expected == "test_one_import_name":
-        assert imports[0][1].split(".")[0] == "scorers"
-    elif imports[0][2]:
-        assert imports[0][2].startswith("_")
-    else:
-        assert _private_attribute_uses(path) == [(2, "C._finish")]
+    assert _top_level_name_imports(path) + _private_name_imports(path, "tests.bad") == expected

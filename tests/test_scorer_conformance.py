@@ -54,8 +54,9 @@ def _score(path, out, name, params):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SCORERS)
-def test_scorer_contract(name, labelled_input, tmp_path, embedder, causal_lm):
+def test_scorer_contract(name, labelled_input, tmp_path, embedder, causal_lm, monkeypatch):
     step_cls = get_scorer(name)
+    monkeypatch.setenv("DATAPRUNER_CACHE", str(tmp_path / "cache-a"))  # no embedding or row score from an earlier run
     params = FAST_PARAMS.get(name, {})
     first = _score(labelled_input, tmp_path / "a", name, params)
     # every produced column is declared (some, e.g. eu_quadrants' generation-only columns, depend on the data)
@@ -69,8 +70,9 @@ def test_scorer_contract(name, labelled_input, tmp_path, embedder, causal_lm):
             assert np.isfinite(values[~invalid]).mean() > 0.5, f"{column} scored too few valid rows"
         elif values.dtype == object:
             assert all(v is None for v in values[invalid]), f"{column} must be null for invalid rows"
-    # determinism: a second run in another output folder computes everything again (nothing fitted
-    # is shared between runs: proxies live in the run's view, centroids in its work folder)
+    # determinism: a second run in another output folder, with its own cache, computes everything
+    # again (embeddings, per-row perplexity; proxies live in the run's view, centroids in its work folder)
+    monkeypatch.setenv("DATAPRUNER_CACHE", str(tmp_path / "cache-b"))
     second = _score(labelled_input, tmp_path / "b", name, params)
     assert first.fitted.keys() == second.fitted.keys()
     assert all(first.fitted[k] is not second.fitted[k] for k in first.fitted)

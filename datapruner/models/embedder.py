@@ -101,8 +101,10 @@ class Embedder:
     def model_id(self) -> str:
         """A stable identifier used as the embedding-cache key."""
         if self.model_name == BUNDLED_EMBEDDER:
-            # int8 embeddings differ from fp32 ones, so they are cached apart; fp32 ONNX matches torch.
-            return "all-MiniLM-L6-v2" + ("-onnx-int8" if self.backend == "onnx-int8" else "")
+            # each backend's vectors are cached apart: even fp32 ONNX, within ~1e-7 of torch, rounds to a
+            # different float16 in about 0.5 % of the components, and a run must not depend on which
+            # backend filled the cache first
+            return "all-MiniLM-L6-v2" + ("" if self.backend == "torch" else f"-{self.backend}")
         return self.model_name.rstrip("/").replace("/", "__")
 
     @property

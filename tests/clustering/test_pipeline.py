@@ -111,7 +111,7 @@ def _config(path, out, **scorer_params):
 
 def test_invalid_rows_and_determinism(tmp_path, sst2_with_invalid):
     a = curate(_config(sst2_with_invalid, tmp_path / "a"))
-    b = curate(_config(sst2_with_invalid, tmp_path / "b"))  # fresh .work: everything recomputed
+    b = curate(_config(sst2_with_invalid, tmp_path / "b"))  # fresh .work: every clustering step recomputed (the embeddings are the cached ones)
     ta, tb = pq.read_table(a.scores_path), pq.read_table(b.scores_path)
     _assert_same_table(ta, tb)
     s = ta.to_pydict()

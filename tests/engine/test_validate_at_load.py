@@ -4,7 +4,6 @@ happens before any row is read or any model loads."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -46,20 +45,17 @@ def test_bad_parameter_fails_at_load_before_any_model(case, sst2_parquet, curati
     scorers, selection, message = CASES[case]
     cfg = curation_config(sst2_parquet, tmp_path / "out", scorers=scorers, selection=selection)
     models_before = set(cached_models())
-    started = time.perf_counter()
     with pytest.raises(ConfigError, match=message):
         curate(cfg)
-    assert time.perf_counter() - started < 1.0
     assert set(cached_models()) == models_before  # nothing was loaded
     assert not (tmp_path / "out").exists()  # nothing was read or written
 
 
 def test_bad_ray_option_fails_before_the_input_is_read(sst2_parquet, curation_config, tmp_path):
     cfg = curation_config(sst2_parquet, tmp_path / "out", engine="ray", ray={"concurency": 2})
-    started = time.perf_counter()
     with pytest.raises(ConfigError, match=r"ray\.concurency.*'concurrency'"):
         curate(cfg)
-    assert time.perf_counter() - started < 1.0
+    assert not (tmp_path / "out").exists()  # nothing was read or written
     cfg["ray"] = {"threads_per_worker": 0}
     with pytest.raises(ConfigError, match=r"ray\.threads_per_worker.*>= 1"):
         curate(cfg)

@@ -46,11 +46,11 @@ def run_cli(args: list[str], *, kill_at: str | None = None, env: dict | None = N
     return subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True, env=full, timeout=timeout)
 
 
-def run_config(cfg: dict, folder: Path, *extra: str, kill_at: str | None = None):
-    """Write `cfg` as YAML under `folder` and `datapruner run` it in a fresh process."""
+def run_config(cfg: dict, folder: Path, *extra: str, kill_at: str | None = None, env: dict | None = None):
+    """Write `cfg` as YAML under `folder` and `datapruner run` it in a fresh process (`env` added to its environment)."""
     path = folder / f"config-{abs(hash(str(cfg))) % 10**8}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    return run_cli(["run", str(path), *extra], kill_at=kill_at)
+    return run_cli(["run", str(path), *extra], kill_at=kill_at, env=env)
 
 
 def digest(path: Path) -> str:

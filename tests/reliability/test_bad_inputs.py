@@ -273,19 +273,16 @@ def missing_model_folder(d):
 
 def unreachable_hub_with_downloads_on(d):
     import os
-    import time
 
     from datapruner.models.causal_lm import resolve_lm
 
     old = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_ENDPOINT")}
     os.environ.update({"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"})  # a closed port: no network used
-    started = time.perf_counter()
     try:
         resolve_lm("someorg/some-model-not-cached")
     finally:
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-        assert time.perf_counter() - started < 10
 
 
 # ---- compressors (library call) --------------------------------------------------------------
