@@ -123,18 +123,47 @@ def _banking(path: Path) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
+def _trec(path: Path) -> tuple[list[str], list[str]]:
+    """TREC question classification, `COARSE:fine text` per line (latin-1): the 6 coarse classes."""
+    texts, labels = [], []
+    for line in path.read_text(encoding="latin-1").splitlines():
+        if line.strip():
+            label, text = line.split(" ", 1)
+            labels.append(label.split(":", 1)[0])
+            texts.append(text.strip())
+    return texts, labels
+
+
+def _sms_spam(path: Path) -> tuple[list[str], list[str]]:
+    """UCI SMS Spam Collection, `label<TAB>text` per line after the header line."""
+    rows = [line.split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    return [text for _, text in rows], [label for label, _ in rows]
+
+
 DATASETS = {
     "sst2": (("classification", "sst2"), "stsa.binary.train", "stsa.binary.test", _sst2),
     "banking77": (("classification", "banking77"), "train.csv", "test.csv", _banking),
+    # held-out sets: never used to choose a method or a default (benchmarks/pruning_curve.py --heldout)
+    "trec": (("classification", "trec"), "TREC.train.raw_5452.label", "TREC.test.raw_500.label", _trec),
+    "sms_spam": (("classification", "sms_spam"), "SMSSpamCollection", None, _sms_spam),
 }
+HELDOUT_TEST_SHARE = 0.2
+"""Share of a dataset without a test file (SMS spam) held out as its test set, by a seeded permutation."""
 
 
 def load_classification(name: str) -> tuple[Split, Split]:
-    """(train, test) of 'sst2' or 'banking77'; class indices follow the sorted train label names."""
+    """(train, test) of a dataset of `DATASETS`; class indices follow the sorted train label names. A
+    dataset without a test file gets a seeded `HELDOUT_TEST_SHARE` of its rows as the test set."""
     folder, train_file, test_file, reader = DATASETS[name]
     base = require_data(*folder)
     tr_texts, tr_labels = reader(base / train_file)
-    te_texts, te_labels = reader(base / test_file)
+    if test_file is None:
+        order = np.random.default_rng(0).permutation(len(tr_texts))
+        cut = int(round(len(order) * (1 - HELDOUT_TEST_SHARE)))
+        te_texts, te_labels = [tr_texts[i] for i in order[cut:]], [tr_labels[i] for i in order[cut:]]
+        tr_texts, tr_labels = [tr_texts[i] for i in order[:cut]], [tr_labels[i] for i in order[:cut]]
+    else:
+        te_texts, te_labels = reader(base / test_file)
     names = sorted(set(tr_labels))
     index = {n: i for i, n in enumerate(names)}
     return (

@@ -43,6 +43,11 @@ Methods (f = keep fraction of the N train rows):
 
 Run:  .venv/bin/python benchmarks/pruning_curve.py [--quick] [--train-rows N] [--datasets sst2,banking77]
 Writes benchmarks/results/pruning_curve.json and pruning_curve_<dataset>_<regime>.png
+
+Held-out check: `--heldout` runs the recipe, its parts and the simple per-class baselines (HELDOUT_METHODS)
+against random on TREC (6 coarse classes, 5,452 train / 500 test questions) and SMS spam (2 classes, a
+seeded 80/20 split of 5,574 messages), datasets never used to choose a method, a parameter or a default,
+into pruning_curve_heldout.json and its own README block.
 (quick: *_quick.json / *_quick_*.png).
 """
 
@@ -82,6 +87,12 @@ METHODS = [
 RECIPE_DETECTOR = next(s for s in RECOMMENDED_SCORERS if s["name"] == "confident_learning")
 NEW = {"coverage", "coverage_pc", "d2", "moderate", "moderate_pc", "cl_easy_pc", "cl_coverage_pc", "recommended", "el2n_easy_pc"}
 REPORT_FRACTIONS = (0.1, 0.3, 0.5)
+# --heldout: the recipe, its parts and the simple per-class baselines on datasets never used to choose
+# a method or a default (SST-2 and Banking77 were); written to pruning_curve_heldout.json
+HELDOUT_DATASETS = "trec,sms_spam"
+HELDOUT_METHODS = ["random", "recommended", "cl_easy_pc", "cl_coverage_pc", "el2n_easy_pc", "coverage_pc"]
+TITLE = "Data pruning: accuracy against keep fraction (`benchmarks/pruning_curve.py`)"
+HELDOUT_TITLE = "Data pruning on held-out datasets: TREC and SMS spam (`benchmarks/pruning_curve.py --heldout`)"
 
 
 def report_fractions() -> list[float]:
@@ -376,9 +387,10 @@ def switch_points(results: dict) -> dict:
     return out
 
 
-def make_note(quick: bool, n_train, not_run: dict) -> str:
+def make_note(quick: bool, n_train, not_run: dict, sizes: dict[str, int]) -> str:
+    all_rows = ", ".join(f"{name} {n:,}" for name, n in sizes.items())
     sub = "quick slice: 240 train / 200 test rows, 10 epochs" if quick else (
-        "all train rows (SST-2 6,920, Banking77 10,003), full test sets" if n_train is None else (
+        f"all train rows ({all_rows}), full test sets" if n_train is None else (
         f"a seeded subsample of {n_train} train rows per dataset, full test sets (the full training sets did not fit: on the "
         "shared 2-core machine each benchmark process got well under a tenth of a core during this session; "
         "`--train-rows 0` runs them)"))
@@ -391,7 +403,7 @@ def make_note(quick: bool, n_train, not_run: dict) -> str:
     )
 
 
-def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
+def readme(results: dict, head: dict, gl: dict, note: str, png: dict, title: str = TITLE) -> dict:
     keys = list(results)
     lines = [note, "", "**Accuracy minus random, in random's standard deviations** (z = (method - mean of random) / sd of random; "
              "positive = better than random; |z| < 2 is within noise):", ""]
@@ -465,7 +477,7 @@ def readme(results: dict, head: dict, gl: dict, note: str, png: dict) -> dict:
             continue
         lines.append(f"| {k} | {head[k]['full_data_accuracy']:.3f} | {b['method']} | {int(b['keep'] * 100)}% | {b['accuracy']:.3f} | {b['minus_full']:+.3f} |")
     lines += [""] + [f"![{k}]({p})" for k, p in png.items()]
-    return common.readme_block("Data pruning: accuracy against keep fraction (`benchmarks/pruning_curve.py`)", "\n".join(lines))
+    return common.readme_block(title, "\n".join(lines))
 
 
 def finish(d: dict, quick: bool) -> dict:
@@ -474,7 +486,9 @@ def finish(d: dict, quick: bool) -> dict:
     d["headline"] = headline(d["results"])
     d["goals"] = goals(d["results"])
     d["switch_points"] = switch_points(d["results"])
-    d["readme"] = readme(d["results"], d["headline"], d["goals"], make_note(quick, n_train, d.get("not_run", {})), d["plots"])
+    sizes = {r["dataset"]: r["n_train"] for r in d["results"].values()}
+    d["readme"] = readme(d["results"], d["headline"], d["goals"], make_note(quick, n_train, d.get("not_run", {}), sizes), d["plots"],
+                         d.get("readme_title", TITLE))
     return d
 
 
@@ -489,9 +503,15 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help="compute only these (the others are read from the curve cache)")
     ap.add_argument("--perplexity", action="store_true", help="score perplexity under SmolLM2 (the slowest score: every train text through the LM, cached per dataset); default: only with --quick")
     ap.add_argument("--replot", action="store_true", help="rebuild the PNGs, goals and README block from the results JSON (no recomputation)")
+    ap.add_argument("--heldout", action="store_true", help=f"datasets {HELDOUT_DATASETS} and methods {','.join(HELDOUT_METHODS)} only, "
+                                                            "into pruning_curve_heldout.json (sets --datasets and --methods)")
     args = ap.parse_args(argv)
     global FRACTIONS, SEEDS, RANDOM_SEEDS, TRAIN
-    name_json = "pruning_curve_quick.json" if args.quick else "pruning_curve.json"
+    base = "pruning_curve_heldout" if args.heldout else "pruning_curve"
+    if args.heldout:
+        args.datasets, args.methods = HELDOUT_DATASETS, ",".join(HELDOUT_METHODS)
+        METHODS[:] = HELDOUT_METHODS
+    name_json = f"{base}_quick.json" if args.quick else f"{base}.json"
     if args.replot:
         d = json.loads((common.RESULTS / name_json).read_text())
         FRACTIONS[:] = d["fractions"]
@@ -505,9 +525,10 @@ def main(argv=None) -> None:
     started = common.now()
     if args.quick:
         FRACTIONS, SEEDS, RANDOM_SEEDS, TRAIN = [0.3, 0.5, 1.0], [0], [0, 1], {"epochs": 10, "min_steps": 40}
-    with_ppl = args.perplexity or args.quick
+    with_ppl = (args.perplexity or args.quick) and "ppl_middle" in METHODS
     not_run = {} if with_ppl else {"ppl_middle": "perplexity under SmolLM2-135M is the slowest score (every train text through the LM); "
                                                   "pass --perplexity"}
+    not_run = {m: why for m, why in not_run.items() if m in METHODS}
     compute = set(args.methods.split(","))
     n_train = 240 if args.quick else (args.train_rows or None)
     n_test = 200 if args.quick else None
@@ -584,17 +605,17 @@ def main(argv=None) -> None:
                     "n_semdedup_duplicates": int(np.nansum(scores["dd_semdedup_duplicate"])),
                     "curves": by_probe["mlp"], "curves_by_probe": by_probe,
                 }
-                pngname = f"pruning_curve{suffix}_{name}_{regime}.png"
+                pngname = f"{base}{suffix}_{name}_{regime}.png"
                 plot(by_probe["mlp"], f"{name} ({regime}, {len(train)} train rows, MLP probe)", common.RESULTS / pngname)
                 png[rk] = f"benchmarks/results/{pngname}"
     payload = {
         "train_rows": n_train or "all", "test_rows": n_test or "all", "fractions": FRACTIONS, "seeds": SEEDS, "random_seeds": RANDOM_SEEDS,
         "noise_rate": NOISE, "dbp_clusters": DBP_CLUSTERS, "methods": METHODS, "new_methods": sorted(NEW), "not_run": not_run,
         "probes": PROBES, "training": TRAIN, "timings": timings, "results": results, "plots": png,
-        "loadavg_at_start": list(os.getloadavg()),
+        "loadavg_at_start": list(os.getloadavg()), "readme_title": HELDOUT_TITLE if args.heldout else TITLE,
     }
     payload = finish(payload, args.quick)
-    path = common.write_result("pruning_curve", payload, quick=args.quick, threads=threads, started=started)
+    path = common.write_result(base, payload, quick=args.quick, threads=threads, started=started)
     print("wrote", path)
 
 

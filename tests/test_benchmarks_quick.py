@@ -73,6 +73,18 @@ def test_pruning_curve_quick():
     assert set(head["methods"]) == set(d["methods"]) and "minus_full" in head["best"]
 
 
+def test_pruning_curve_heldout_quick():
+    d = _result("pruning_curve_heldout", _run("pruning_curve.py", "--heldout"))
+    assert set(d["results"]) == {"trec/clean", "trec/noise20", "sms_spam/clean", "sms_spam/noise20"}
+    assert d["methods"] == ["random", "recommended", "cl_easy_pc", "cl_coverage_pc", "el2n_easy_pc", "coverage_pc"]
+    for key, r in d["results"].items():
+        assert set(r["curves"]) == set(d["methods"])
+        assert r["n_classes"] == (6 if r["dataset"] == "trec" else 2)
+        assert r["curves"]["random"]["1.0"]["mean"] > (0.5 if r["dataset"] == "trec" else 0.85)  # well above chance
+        assert (RESULTS / Path(d["plots"][key]).name).exists()
+    assert d["readme"]["title"].startswith("Data pruning on held-out datasets") and "trec/noise20" in d["readme"]["markdown"]
+
+
 def test_throughput_quick():
     d = _result("throughput", _run("throughput.py", "--rounds", "2"))
     assert [r["dataset"] for r in d["runs"]] == ["sst2 train", "banking77 train"]  # both in one run
