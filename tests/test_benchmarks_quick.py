@@ -56,6 +56,15 @@ def test_noise_detection_quick():
         assert r["detectors"]["confident_learning"]["auroc"] > 0.6
 
 
+def test_noise_detection_heldout_quick():
+    d = _result("noise_detection_heldout", _run("noise_detection.py", "--heldout"))
+    assert [r["dataset"] for r in d["results"]] == ["trec", "sms_spam"] and not d["not_run"]
+    for r in d["results"]:
+        assert r["noise_rate"] == 0.2 and r["detectors"]["refit_clean"]["auroc"] > 0.6
+    assert d["readme"]["title"].startswith("Label-noise detection on held-out datasets")
+    assert "| trec | 20% |" in d["readme"]["markdown"] and "| sms_spam | 20% |" in d["readme"]["markdown"]
+
+
 def test_pruning_curve_quick():
     d = _result("pruning_curve", _run("pruning_curve.py", "--datasets", "sst2"))
     assert set(d["results"]) == {"sst2/clean", "sst2/noise20"}
