@@ -89,7 +89,7 @@ NEW = {"coverage", "coverage_pc", "d2", "moderate", "moderate_pc", "cl_easy_pc",
 REPORT_FRACTIONS = (0.1, 0.3, 0.5)
 # --heldout: the recipe, its parts and the simple per-class baselines on datasets never used to choose
 # a method or a default (SST-2 and Banking77 were); written to pruning_curve_heldout.json
-HELDOUT_DATASETS = "trec,sms_spam"
+HELDOUT_DATASETS = ("trec", "sms_spam")
 HELDOUT_METHODS = ["random", "recommended", "cl_easy_pc", "cl_coverage_pc", "el2n_easy_pc", "coverage_pc"]
 TITLE = "Data pruning: accuracy against keep fraction (`benchmarks/pruning_curve.py`)"
 HELDOUT_TITLE = "Data pruning on held-out datasets: TREC and SMS spam (`benchmarks/pruning_curve.py --heldout`)"
@@ -503,13 +503,13 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help="compute only these (the others are read from the curve cache)")
     ap.add_argument("--perplexity", action="store_true", help="score perplexity under SmolLM2 (the slowest score: every train text through the LM, cached per dataset); default: only with --quick")
     ap.add_argument("--replot", action="store_true", help="rebuild the PNGs, goals and README block from the results JSON (no recomputation)")
-    ap.add_argument("--heldout", action="store_true", help=f"datasets {HELDOUT_DATASETS} and methods {','.join(HELDOUT_METHODS)} only, "
+    ap.add_argument("--heldout", action="store_true", help=f"datasets {','.join(HELDOUT_DATASETS)} and methods {','.join(HELDOUT_METHODS)} only, "
                                                             "into pruning_curve_heldout.json (sets --datasets and --methods)")
     args = ap.parse_args(argv)
     global FRACTIONS, SEEDS, RANDOM_SEEDS, TRAIN
     base = "pruning_curve_heldout" if args.heldout else "pruning_curve"
     if args.heldout:
-        args.datasets, args.methods = HELDOUT_DATASETS, ",".join(HELDOUT_METHODS)
+        args.datasets, args.methods = ",".join(HELDOUT_DATASETS), ",".join(HELDOUT_METHODS)
         METHODS[:] = HELDOUT_METHODS
     name_json = f"{base}_quick.json" if args.quick else f"{base}.json"
     if args.replot:

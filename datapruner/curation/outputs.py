@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 
 from datapruner.curation.dataset import ID_COLUMN, Dataset
 from datapruner.curation.output_checks import check_pruned_folder
-from datapruner.curation.score_columns import ScoreColumns, column_rows
+from datapruner.curation.score_columns import column_arrow_type, column_rows
 from datapruner.errors import ConfigError
-from datapruner.io.writers import ShardedParquetWriter, arrow_column, arrow_type
+from datapruner.io.writers import ShardedParquetWriter, arrow_column
 
 SCORES_FILE = "scores.parquet"
 PRUNED_DIR = "pruned"
@@ -61,9 +61,7 @@ class AuditTable:
         """Column types: numeric columns from their dtype, object columns from all their values."""
         fields = [pa.field(ID_COLUMN, pa.string())]
         for name in self.names:
-            dtype = self.scores.dtype(name) if isinstance(self.scores, ScoreColumns) else np.asarray(self.scores[name]).dtype
-            kind = arrow_type(self.scores[name]) if dtype == object else pa.from_numpy_dtype(dtype)
-            fields.append(pa.field(name, kind))
+            fields.append(pa.field(name, column_arrow_type(self.scores, name)))
         if self.keep is not None:
             fields.append(pa.field("keep", pa.bool_()))
         fields.append(pa.field("reason", pa.string()))

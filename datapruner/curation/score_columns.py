@@ -249,6 +249,22 @@ class ScoresFileColumns(Mapping):
         return len(self._names)
 
 
+def column_dtype(scores: Mapping, name: str) -> np.dtype:
+    """The dtype of column `name` of any score mapping (`ScoreColumns` and `PendingColumns` say it without reading the column)."""
+    if isinstance(scores, (ScoreColumns, PendingColumns)):
+        return scores.dtype(name)
+    return np.asarray(scores[name]).dtype
+
+
+def column_arrow_type(scores: Mapping, name: str):
+    """The Arrow type of column `name` of any score mapping: from its dtype, or for an object column from all
+    its values (so a slice of only None, written on its own, still gets the column's type)."""
+    import pyarrow as pa
+
+    dtype = column_dtype(scores, name)
+    return pa.infer_type(scores[name]) if dtype == object else pa.from_numpy_dtype(dtype)
+
+
 def column_rows(scores: Mapping, name: str, start: int, stop: int) -> np.ndarray:
     """Rows `start:stop` of column `name` of any score mapping (`ScoreColumns` and `PendingColumns` read only those rows)."""
     if isinstance(scores, (ScoreColumns, PendingColumns)):

@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datapruner.curation.score_columns import PendingColumns, column_rows
-from datapruner.io.writers import arrow_column, arrow_type, release_unused_arrow_memory
+from datapruner.curation.score_columns import PendingColumns, column_arrow_type, column_rows
+from datapruner.io.writers import arrow_column, release_unused_arrow_memory
 from datapruner.paths import atomic_path
 
 MARKER = "done.json"
@@ -79,7 +79,7 @@ class StepStore:
                 into.put(name, rows, values)
             start += batch.num_rows
             del batch
-            pa.default_memory_pool().release_unused()  # else the pool keeps every slice's pages resident
+            release_unused_arrow_memory()  # else the pool keeps every slice's pages resident
         for field in parquet.schema_arrow:  # a table of no rows still names its columns
             if field.name not in into:
                 into.put(field.name, np.zeros(0, dtype=np.int64),
@@ -92,7 +92,7 @@ class StepStore:
         folder.mkdir(parents=True, exist_ok=True)
         names = list(columns)
         objects = [c for c in names if columns.dtype(c) == object]
-        schema = pa.schema([(c, arrow_type(columns[c]) if c in objects else pa.from_numpy_dtype(columns.dtype(c))) for c in names])
+        schema = pa.schema([(c, column_arrow_type(columns, c)) for c in names])
         with atomic_path(folder / "columns.parquet") as tmp:
             with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
                 for start in range(0, max(columns.n_rows, 1), SLICE_ROWS):

@@ -115,16 +115,6 @@ def arrow_column(values) -> pa.Array:
     return pa.array(values)
 
 
-def arrow_type(values) -> pa.DataType:
-    """The Arrow type of a whole numpy score column, as `arrow_column` would give it, without
-    converting it (object columns: inferred from every value, so a slice of only None still gets
-    the column's type)."""
-    import numpy as np
-
-    values = np.asarray(values)
-    return pa.infer_type(values) if values.dtype == object else pa.from_numpy_dtype(values.dtype)
-
-
 def write_table_atomic(table: pa.Table, path: Path) -> None:
     """Write one Parquet file atomically (temporary name, then rename)."""
     path = Path(path)
