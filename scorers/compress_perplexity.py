@@ -59,6 +59,7 @@ class PerplexityChunks(CompressionMethod):
         "spike_k": "perplexity spike threshold mean(|d|) + spike_k * std(|d|), >= 0 (default 0.2)",
         "coarse_ratio": "keep chunks holding up to this many times the budget, >= 1 (default 2.0)",
         "max_context": "tokens of context per LM sequence (longer chunks are windowed), >= 64 (default 1024)",
+        "batch_tokens": f"padded tokens per LM forward pass (speed and memory only), >= 64 (default {pc.DEFAULT_BATCH_TOKENS})",
         "lm": "causal LM: 'bundled-smollm2' (default), a folder or a cached hub name",
     }
     threshold_doc = "minimum normalised block value, in [0.05, 1]"
@@ -70,11 +71,12 @@ class PerplexityChunks(CompressionMethod):
         self.spike_k = self.param("spike_k", 0.2, check_number, low=0.0)
         self.coarse_ratio = self.param("coarse_ratio", 2.0, check_number, low=1.0)
         self.max_context = self.param("max_context", 1024, check_positive_int, minimum=64)
+        self.batch_tokens = self.param("batch_tokens", pc.DEFAULT_BATCH_TOKENS, check_positive_int, minimum=64)
         self.lm = self.param("lm", "bundled-smollm2", check_model_name)
 
     def scorer(self) -> pc.PerplexityScorer:
         """The batched NLL adapter over the (shared) causal LM."""
-        return pc.PerplexityScorer(shared_causal_lm(self.lm), max_context=self.max_context)
+        return pc.PerplexityScorer(shared_causal_lm(self.lm), max_context=self.max_context, max_tokens_per_batch=self.batch_tokens)
 
     def select(self, items, *, random_state=0):
         scorer = self.scorer()

@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 RESTRICT = " We can get the answer to this question in the given documents."
 
+#: Padded tokens per forward pass of `PerplexityScorer` (the method's ``batch_tokens``), chosen by
+#: ``benchmarks/perplexity_batching.py``.
+DEFAULT_BATCH_TOKENS = 512
+
 
 # ------------------------------------------------------------------ pure functions
 
@@ -204,10 +208,13 @@ class PerplexityScorer:
         units by the caller, see :meth:`windows`).
     segment_tokens : context columns per forward call; later segments reuse the KV cache of
         earlier ones, which bounds the (batch x segment x vocab) logits.
-    max_tokens_per_batch : padded tokens per batch.
+    max_tokens_per_batch : padded tokens per batch. Small batches are faster on a CPU: a batch's
+        (rows x segment x vocabulary) logits and its padding grow with it, and the matrix products
+        are already large enough at a few rows (``benchmarks/perplexity_batching.py``).
     """
 
-    def __init__(self, lm, *, max_context: int = 1024, segment_tokens: int = 256, max_tokens_per_batch: int = 2048):
+    def __init__(self, lm, *, max_context: int = 1024, segment_tokens: int = 256,
+                 max_tokens_per_batch: int = DEFAULT_BATCH_TOKENS):
         self.lm = lm
         self.max_context = max_context
         self.segment_tokens = segment_tokens

@@ -114,6 +114,14 @@ def test_encoder_batching_quick():
         assert all(v["max_abs_diff"] < bound for v in r["budgets"].values())
 
 
+def test_perplexity_batching_quick():
+    d = _result("perplexity_batching", _run("perplexity_batching.py"))
+    assert d["questions"] == 1 and set(d["summary"]) == {str(b) for b in d["budgets"]}
+    assert d["summary"][str(d["reference"])]["ratio_of_totals"] == 1.0
+    for s in d["summary"].values():
+        assert s["seconds_total"] > 0 and 0 <= s["same_text"] <= 1
+
+
 def test_proxy_precision_quick():
     d = _result("proxy_precision", _run("proxy_precision.py", "--rounds", "1"))
     assert [r["dataset"] for r in d["runs"]] == ["sst2 train", "banking77 train"]
