@@ -75,6 +75,7 @@ EMBEDDING_METHODS = ("embedding", *SPEED_VARIANTS, "fused_rrf", "mig")
 ENCODER_PASS = "encoder_pass"  # reference: one forward pass of the bundled encoder over all the request's units
 LLMLINGUA = ("llmlingua", "longllmlingua")  # the external baselines: --slow-n questions at --slow-ratios
 SLOW = ("perplexity", "seqlabel", "hybrid", *LLMLINGUA)
+LM_METHODS = ("perplexity",)  # the methods whose LM passes LMReuse shares across ratios (recall only)
 TRAINED = ("seqlabel", "hybrid")
 TIMED_RATIO = 4  # latencies are measured at 4x; other ratios reuse the encoder outputs of the same questions
 # Timed at 4x (the latency goals are the default's; the speed levers are its variants). The other
@@ -435,6 +436,51 @@ class EncoderReuse:
         embedder.embed = embed
 
 
+class LMReuse:
+    """Reuse of the perplexity method's LM passes across ratios: while :attr:`active`, every
+    ``PerplexityScorer.score`` call returns the stored NLLs of the (context, continuation) sequences
+    this process scored before and runs the LM on the others only. A question's chunk pass does not
+    depend on the budget, and most of its blocks recur at the next ratio, so a question's four ratios
+    cost little more than one. Sequences are keyed by a digest of their token ids (with the model
+    and whether context NLLs were asked for). The records of such calls carry ``latency_cached``;
+    the perplexity method's latency comes from ``perplexity_speed.py``, which never reuses."""
+
+    def __init__(self):
+        from datapruner.scorers import perplexity_chunks as pc
+
+        self.active = False
+        self.store: dict[bytes, object] = {}
+        original, reuse = pc.PerplexityScorer.score, self
+
+        def score(scorer, contexts, questions, *, context_nll=True):
+            if not reuse.active:
+                return original(scorer, contexts, questions, context_nll=context_nll)
+            keys = [reuse.key(scorer, c, q, context_nll) for c, q in zip(contexts, questions)]
+            first: dict[bytes, int] = {}  # each sequence not stored yet, at its first position
+            for i, k in enumerate(keys):
+                if k not in reuse.store:
+                    first.setdefault(k, i)
+            todo = list(first.values())
+            if todo:
+                fresh = original(scorer, [contexts[i] for i in todo], [questions[i] for i in todo], context_nll=context_nll)
+                reuse.store.update((keys[i], r) for i, r in zip(todo, fresh))
+            return [reuse.store[k] for k in keys]
+
+        pc.PerplexityScorer.score = score
+
+    @staticmethod
+    def key(scorer, units: list[list[int]], question: list[int], context_nll: bool) -> bytes:
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=20)
+        h.update(f"{id(scorer.lm.model)}|{int(context_nll)}|{len(question)}|".encode())
+        h.update(np.asarray(question, dtype=np.int64).tobytes())
+        for u in units:  # unit boundaries matter (per-unit NLLs): each unit's length, then its ids
+            h.update(np.int64(len(u)).tobytes())
+            h.update(np.asarray(u, dtype=np.int64).tobytes())
+        return h.digest()
+
+
 # ------------------------------------------------------------------ running one (method, question, ratio)
 
 
@@ -443,12 +489,13 @@ class Runner:
     baselines, registered as ``bm25`` / ``dense``) go through ``datapruner.Compressor``; LLMLingua
     and LongLLMLingua through the ``llmlingua`` package (``baselines.py``)."""
 
-    def __init__(self, counter, part: str = ""):
+    def __init__(self, counter, part: str = "", *, lm_reuse: bool = False):
         self.counter = counter
         self.part = part
         self._ll = None
         self._compressors: dict = {}
         self.reuse = EncoderReuse()
+        self.lm_reuse = LMReuse() if lm_reuse else None  # the perplexity method's LM passes, recall only
         from datapruner.models import ENCODER_BACKENDS, shared_embedder
 
         for backend in ENCODER_BACKENDS:
@@ -499,13 +546,19 @@ class Runner:
         if method == ENCODER_PASS:
             return self.encoder_pass(case, ratio)
         cached = method in EMBEDDING_METHODS and not (timed and ratio == TIMED_RATIO and method in TIMED_METHODS)
+        lm_cached = self.lm_reuse is not None and method in LM_METHODS
         self.reuse.active = cached
+        if lm_cached:
+            self.lm_reuse.active = True
+        cached = cached or lm_cached
         t0 = time.perf_counter()
         if method in LIBRARY:
             try:
                 res = self.compressor(method).compress(case["query"], case["passages"], rate=rate)
             finally:
                 self.reuse.active = False
+                if lm_cached:
+                    self.lm_reuse.active = False
             elapsed = time.perf_counter() - t0
             text, before, after, budget = res.text, res.tokens_before, res.tokens_after, res.budget
         else:
@@ -588,7 +641,7 @@ def summarize(recs: list[dict]) -> dict:
         "empty_outputs": int((after == 0).sum()),
     }
     if any(r.get("latency_cached") for r in recs):
-        out["latency_note"] = "encoder outputs reused from the timed 4x pass: not a latency measurement"
+        out["latency_note"] = "encoder outputs (or LM passes) reused from another call on the same question: not a latency measurement"
     else:
         out.update({"latency_s_mean": float(lat.mean()), "latency_s_median": float(np.median(lat)),
                     "latency_s_p90": float(np.quantile(lat, 0.9))})
@@ -1075,8 +1128,9 @@ def main(argv=None) -> int:
             "latency": "wall time per query of one compress call (models preloaded by an untimed warm-up), 1 torch thread; "
                        f"timed at {TIMED_RATIO}x on the first {args.timed_n} questions per dataset for "
                        f"{', '.join(TIMED_METHODS)} and the encoder pass; the lexical baselines and the slow methods on "
-                       "every call; every other embedding-method call reuses the encoder outputs of the same question "
-                       "(latency_cached: recall only)",
+                       "every call; every other embedding-method call reuses the encoder outputs of the same question, "
+                       "and perplexity reuses the LM passes of the same question across ratios "
+                       "(latency_cached: recall only; perplexity_speed.py times perplexity)",
         },
         "training_overlap": {
             "seqlabel_held_out": "last 30 HotpotQA questions, last 10 of 48 XQuAD articles, NQ rows >= 2000 (pruner.json)",
@@ -1107,7 +1161,7 @@ def main(argv=None) -> int:
         _finalize(result, png_path.name)
         write_json(out_path, result)
 
-    runner = Runner(counter, out_path.stem)
+    runner = Runner(counter, out_path.stem, lm_reuse=True)
 
     def warm(method: str):
         first = next(iter(cases.values()))[-1]  # the last sampled question: not among the slow methods' ones
