@@ -443,7 +443,8 @@ class LMReuse:
     depend on the budget, and most of its blocks recur at the next ratio, so a question's four ratios
     cost little more than one. Sequences are keyed by a digest of their token ids (with the model
     and whether context NLLs were asked for). The records of such calls carry ``latency_cached``;
-    the perplexity method's latency comes from ``perplexity_speed.py``, which never reuses."""
+    the perplexity method's latency comes from ``perplexity_speed.py``, which never reuses. It wraps
+    ``PerplexityScorer.score`` for the rest of the process, so make one per process (the Runner does)."""
 
     def __init__(self):
         from datapruner.scorers import perplexity_chunks as pc
@@ -541,23 +542,24 @@ class Runner:
 
     def run(self, method: str, case: dict, ratio: int, timed: bool = True) -> dict:
         """Compress one case; returns the per-question record (text is not stored). With `timed`
-        False, or at another ratio than TIMED_RATIO, an embedding method reuses the encoder outputs."""
+        False, or at another ratio than TIMED_RATIO, an embedding method reuses the encoder outputs; with
+        `lm_reuse`, the perplexity method reuses the LM passes of the same question (`LMReuse`)."""
         rate = 1.0 / ratio
         if method == ENCODER_PASS:
             return self.encoder_pass(case, ratio)
-        cached = method in EMBEDDING_METHODS and not (timed and ratio == TIMED_RATIO and method in TIMED_METHODS)
+        encoder_cached = method in EMBEDDING_METHODS and not (timed and ratio == TIMED_RATIO and method in TIMED_METHODS)
         lm_cached = self.lm_reuse is not None and method in LM_METHODS
-        self.reuse.active = cached
-        if lm_cached:
-            self.lm_reuse.active = True
-        cached = cached or lm_cached
+        cached = encoder_cached or lm_cached
         t0 = time.perf_counter()
         if method in LIBRARY:
+            self.reuse.active = encoder_cached
+            if self.lm_reuse is not None:
+                self.lm_reuse.active = lm_cached
             try:
                 res = self.compressor(method).compress(case["query"], case["passages"], rate=rate)
             finally:
                 self.reuse.active = False
-                if lm_cached:
+                if self.lm_reuse is not None:
                     self.lm_reuse.active = False
             elapsed = time.perf_counter() - t0
             text, before, after, budget = res.text, res.tokens_before, res.tokens_after, res.budget

@@ -52,7 +52,7 @@ def main(argv=None) -> None:
     datasets, n = (DATASETS[:1], 1) if args.quick else (DATASETS, args.questions)
     cases = [(ds, c) for ds in datasets for c in compression.LOADERS[ds](data_dir, n, random.Random(f"0-{ds}"))]
     compressors = {b: Compressor("perplexity", params={"batch_tokens": b}) for b in BUDGETS}
-    warm_ds, warm = cases[0]
+    _, warm = cases[0]
     for comp in compressors.values():  # loads the LM once (shared) and warms every budget's code path
         comp.compress(warm["query"], warm["passages"], rate=1.0 / args.ratio)
     records = []

@@ -91,6 +91,32 @@ def test_long_chunks_are_split_into_windows_of_whole_units():
 
 
 @pytest.mark.slow
+def test_batch_tokens_sizes_the_lm_batches_and_never_changes_the_scores(causal_lm, monkeypatch):
+    from datapruner.scorers.compress_perplexity import PerplexityChunks
+
+    monkeypatch.setattr("datapruner.scorers.compress_perplexity.shared_causal_lm", lambda name: causal_lm)
+    assert PerplexityChunks().scorer().max_tokens_per_batch == pc.DEFAULT_BATCH_TOKENS
+    assert PerplexityChunks(batch_tokens=64).scorer().max_tokens_per_batch == 64
+    tok = causal_lm.tokenizer
+    texts = ["Paris is the capital of France. It lies on the Seine.", "The bank charged me twice.",
+             "A cat sat on the mat, and then it slept for a very long time in the afternoon sun."]
+    contexts = [pc.PerplexityScorer(causal_lm).tokenize_units(t.split(". "), ". ") for t in texts]
+    questions = [list(tok(" What is the capital of France?", add_special_tokens=False)["input_ids"])] * 3
+    original, rows = pc.forward_with_cache, []  # rows: the batch size of each forward call
+    monkeypatch.setattr(pc, "forward_with_cache", lambda model, **k: rows.append(k["input_ids"].shape[0]) or original(model, **k))
+    forwards = []
+    for budget in (1, 4096):  # one sequence per batch, then all three in one padded batch
+        rows.clear()
+        forwards.append((pc.PerplexityScorer(causal_lm, max_tokens_per_batch=budget).score(contexts, questions), list(rows)))
+    (small, small_calls), (large, large_calls) = forwards
+    assert max(small_calls) == 1 and max(large_calls) == 3  # the budget decides the batch rows
+    for a, b in zip(small, large):
+        np.testing.assert_allclose(a.question_nll, b.question_nll, atol=1e-4)
+        for ua, ub in zip(a.unit_nll, b.unit_nll):
+            np.testing.assert_allclose(ua, ub, atol=1e-4)
+
+
+@pytest.mark.slow
 def test_embed_full_splits_texts_beyond_the_embedder_window(embedder):
     from datapruner.compression.embedding import embed_full
 

@@ -3,7 +3,6 @@ offline failure path for hub names."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
