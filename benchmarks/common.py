@@ -235,6 +235,30 @@ def embed_texts(texts: list[str]) -> np.ndarray:
     return emb / np.maximum(norms, 1e-12)
 
 
+def proxy_fits_in_turn(name: str, variants: dict[str, dict], *, rounds: int, quick: bool, noise_rate: float) -> dict:
+    """Fit `ProxyClassifier(**variants[v])` for every variant in turn, `rounds` times, on a dataset's
+    train rows (the first 1,000 with `quick`) with `noise_rate` seeded label flips.
+
+    Returns {"n_rows", "n_classes", "noisy", "flipped", "seconds": {variant: [per round]}, "fits": {variant: last fit}}.
+    """
+    from datapruner.curation.proxy import ProxyClassifier
+
+    train, _ = load_classification(name)
+    if quick:
+        train = train.take(np.arange(1000))
+    X = embed_texts(train.texts)
+    k = len(train.names)
+    noisy, flipped = inject_label_noise(train.labels, noise_rate, k, random_state=0)
+    seconds: dict[str, list[float]] = {v: [] for v in variants}
+    fits = {}
+    for _ in range(rounds):
+        for v, params in variants.items():
+            t0 = time.perf_counter()
+            fits[v] = ProxyClassifier(**params).fit(X, noisy, n_classes=k)
+            seconds[v].append(time.perf_counter() - t0)
+    return {"n_rows": len(noisy), "n_classes": k, "noisy": noisy, "flipped": flipped, "seconds": seconds, "fits": fits}
+
+
 # ---- statistics ----------------------------------------------------------------------------------
 def prf(flags: np.ndarray, truth: np.ndarray) -> dict:
     """Precision, recall and F1 of boolean `flags` against boolean `truth`, and the number flagged."""

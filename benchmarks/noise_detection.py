@@ -4,7 +4,7 @@ Detectors, all on the bundled-MiniLM embeddings (cached on disk):
   cleanlab_anchor  plain `cleanlab.filter.find_label_issues(labels, pred_probs)` (its defaults) on the
                    5-fold out-of-sample probabilities of ONE logistic model (`ProxyClassifier`,
                    n_seeds=1): what a user of cleanlab alone would run.
-  confident_learning  the project's `confident_learning` scorer (5 seeds x 5 folds, `is_label_issue`);
+  confident_learning  the project's `confident_learning` scorer (defaults: 5 fold models, `is_label_issue`);
                    ranking score 1 - label_quality.
   el2n             the project's `el2n` scorer (in-sample, S=5, E=10); flags = the top k rows with
                    k = the true number of flipped rows (so precision = recall = F1 = precision@k).

@@ -3,7 +3,7 @@
 For SST-2 and Banking77 (all train rows from ../shared/data or DATAPRUNER_DATA, bundled-MiniLM
 embeddings through the library's disk cache, 20 % seeded label flips), in one process, rounds of
 `ProxyClassifier(precision="fp32")` then `ProxyClassifier(precision="bf16")` with the default
-parameters (5 seeds x (1 + 5 folds) runs, 10 epochs). Reported per dataset:
+parameters (5 seeds on all rows + 5 fold models, 10 epochs). Reported per dataset:
 
 - seconds of each fit (the fastest round) and bf16 / fp32 in each round;
 - the agreement of what the steps read: confident learning's flags (`cleanlab.filter.find_label_issues`
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,29 +40,17 @@ def measure(name: str, rounds: int, quick: bool) -> dict:
     import cleanlab.filter
     from scipy.stats import spearmanr
 
-    from datapruner.curation.proxy import ProxyClassifier
     from datapruner.scorers.el2n import el2n_scores
 
-    train, _ = common.load_classification(name)
-    if quick:
-        train = train.take(np.arange(1000))
-    X = common.embed_texts(train.texts)
-    k = len(train.names)
-    noisy, flipped = common.inject_label_noise(train.labels, NOISE_RATE, k, random_state=0)
-    seconds: dict[str, list[float]] = {p: [] for p in PRECISIONS}
-    fits = {}
-    for _ in range(rounds):
-        for precision in PRECISIONS:
-            t0 = time.perf_counter()
-            fits[precision] = ProxyClassifier(precision=precision).fit(X, noisy, n_classes=k)
-            seconds[precision].append(time.perf_counter() - t0)
+    run = common.proxy_fits_in_turn(name, {p: {"precision": p} for p in PRECISIONS}, rounds=rounds, quick=quick, noise_rate=NOISE_RATE)
+    noisy, flipped, seconds = run["noisy"], run["flipped"], run["seconds"]
     quality = {}
-    for precision, proxy in fits.items():
+    for precision, proxy in run["fits"].items():
         flags = common.prf(cleanlab.filter.find_label_issues(noisy, proxy.pred_probs_), flipped)
         quality[precision] = {"cl_flags": flags["n_flagged"], "cl_f1": flags["f1"], "el2n": el2n_scores(noisy, proxy.seed_pred_probs_)}
     a, b = quality["fp32"].pop("el2n"), quality["bf16"].pop("el2n")
     return {
-        "dataset": f"{name} train", "n_rows": len(noisy), "n_classes": k, "seconds": seconds,
+        "dataset": f"{name} train", "n_rows": run["n_rows"], "n_classes": run["n_classes"], "seconds": seconds,
         "ratio_per_round": [b_s / a_s for a_s, b_s in zip(seconds["fp32"], seconds["bf16"])],
         "quality": quality, "el2n_spearman": float(spearmanr(a, b).statistic), "el2n_max_abs_diff": float(np.abs(a - b).max()),
         "loadavg_after": list(os.getloadavg()),
@@ -74,7 +61,7 @@ def render(runs: list[dict], threads: int, native: bool, loadavg: list[float]) -
     lines = [
         f"One process, {threads} thread(s), load average {loadavg[0]:.1f} at the start; CPU with native bfloat16: "
         f"{'yes' if native else 'no'} (`precision: auto` picks {'bf16' if native else 'fp32'} here). "
-        f"`ProxyClassifier` defaults (5 seeds x (1 + 5 folds) runs, 10 epochs) on the bundled-MiniLM embeddings of "
+        f"`ProxyClassifier` defaults (5 seeds on all rows + 5 fold models, 10 epochs) on the bundled-MiniLM embeddings of "
         f"every train row, {NOISE_RATE:.0%} seeded label flips; fp32 then bf16 in each round, seconds from the "
         "fastest round. CL F1 = `cleanlab.filter.find_label_issues` on the out-of-fold probabilities against the "
         "flipped rows; EL2N = in-sample, mean over the seeds.",

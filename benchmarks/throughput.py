@@ -9,8 +9,9 @@ For SST-2 and then Banking77 (train texts from ../shared/data or DATAPRUNER_DATA
    label) with an EMPTY embedding cache (`DATAPRUNER_CACHE` points at a fresh temp dir, set before
    anything is imported, so the pipeline embeds everything itself, and the script checks it wrote
    exactly one new cache entry): read, one embedding pass length-sorted over the whole dataset,
-   k-means + prototypicality, density-based pruning (k-means + complexity), EL2N proxy, confident
-   learning (sharing the proxy), selection (drop_label_issues -> cluster_quota 50 %) and write
+   k-means + prototypicality, density-based pruning (k-means + complexity), EL2N proxy (5 runs on
+   all rows + 5 fold models, the defaults), confident learning (sharing the proxy), selection
+   (drop_label_issues -> cluster_quota 50 %) and write
    (pruned/, scores.parquet, manifest). The embedder is the process-wide one the floor loaded, so
    neither side pays model loading (reported apart).
 
@@ -120,7 +121,8 @@ def render(runs: list[dict], threads: int, backend: str, loadavg: list[float], p
         f"{loadavg[0]:.1f} at the start. {rounds} round(s) per dataset, each the floor then the pipeline back to back; "
         "the ratio is the median of the rounds' ratios, rows/s and stage seconds from the fastest round. "
         "Floor: `Embedder.embed` over every train text (bundled MiniLM, loaded and warmed up first). Pipeline: `curate` on the same texts with an empty embedding cache (read, one embedding "
-        "pass length-sorted over the whole dataset, k-means + prototypicality, DBP, EL2N proxy, confident learning, "
+        "pass length-sorted over the whole dataset, k-means + prototypicality, DBP, EL2N proxy (defaults: 5 runs on all rows "
+        "+ 5 fold models), confident learning, "
         "select, write). Goal: pipeline / floor >= 0.9.",
         "",
         "| dataset | rows | floor (rows/s) | pipeline (rows/s) | pipeline / floor | per round | embed (s) | EL2N proxy (s) | other steps + write (s) |",

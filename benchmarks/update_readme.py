@@ -29,7 +29,7 @@ import doc_blocks  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- BENCHMARKS:START -->", "<!-- BENCHMARKS:END -->"
-ORDER = ["pruning_curve", "pruning_curve_heldout", "noise_detection", "noise_detection_heldout", "compression", "encoder_batching", "perplexity_batching", "throughput", "proxy_precision", "memory", "scale", "clustering_scale", "perplexity_speed", "service_load", "dedup_memory"]
+ORDER = ["pruning_curve", "pruning_curve_heldout", "noise_detection", "noise_detection_heldout", "compression", "encoder_batching", "perplexity_batching", "throughput", "proxy_precision", "proxy_cv_seeds", "memory", "scale", "clustering_scale", "perplexity_speed", "service_load", "dedup_memory"]
 
 
 def _clustering_scale(d: dict) -> dict:

@@ -156,7 +156,7 @@ class GraNdStep(ScoreStep):
     needs = frozenset({"text", "labels", "embeddings"})
     columns = {"grand": "||grad of the example's loss||_2 over all trainable proxy parameters, mean over S inits; higher = harder"}
     params_doc = {
-        **{k: v for k, v in PROXY_PARAMS_DOC.items() if k != "n_folds"},
+        **{k: v for k, v in PROXY_PARAMS_DOC.items() if k not in ("n_folds", "cv_seeds")},
         "epochs": "proxy training epochs before scoring (default 0 = at initialisation, as the paper)",
         "hidden": "proxy MLP hidden width; 0 = logistic layer (default 0)",
         "scope": "'all' trainable parameters (default, the method) or 'last_layer' (named approximation)",

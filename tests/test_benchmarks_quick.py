@@ -152,3 +152,12 @@ def test_update_readme_renders(tmp_path):
     check = subprocess.run([sys.executable, str(BENCH / "update_readme.py"), "--readme", str(readme), "--check"], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 0
+
+
+def test_proxy_cv_seeds_quick():
+    d = _result("proxy_cv_seeds", _run("proxy_cv_seeds.py", "--rounds", "1", "--datasets", "sst2,trec"))
+    assert [(r["dataset"], r["heldout"]) for r in d["runs"]] == [("sst2 train", False), ("trec train", True)]
+    for r in d["runs"]:
+        assert r["n_rows"] == 1000 and set(r["seconds"]) == set(r["quality"]) == {"1", "5"}
+        assert all(0.0 < q["cl_f1"] < 1.0 and 0.5 < q["auroc"] <= 1.0 for q in r["quality"].values())
+        assert r["quality"]["1"]["auroc"] != r["quality"]["5"]["auroc"]  # the two settings are different fits

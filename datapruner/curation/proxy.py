@@ -8,9 +8,10 @@ sentence embeddings, in torch, for `n_seeds` independent initialisations of `epo
 - ``seed_pred_probs_`` (S, N, K): each seed's model trained on every labelled row and scored on the
   same rows after `epochs` epochs (in-sample, as the Data Diet paper scores EL2N);
 - ``pred_probs_`` (N, K): out-of-sample probabilities from stratified `n_folds`-fold
-  cross-validation, averaged over the seeds (what confident learning needs).
+  cross-validation, one model per fold (what confident learning needs; `cv_seeds` > 1 averages
+  several independently initialised sets of fold models).
 
-All S x (1 + `n_folds`) runs train together in one step loop as stacked models
+All S + `cv_seeds` x `n_folds` runs train together in one step loop as stacked models
 (`datapruner.curation.stacked_training.train_stacked`), each exactly as if it trained alone (its own
 initialisation, data order and AdamW updates) up to float rounding.
 
@@ -100,6 +101,11 @@ class ProxyClassifier:
         Training epochs E of every run (EL2N is scored early in training, not at convergence).
     n_folds : int, default 5
         Stratified cross-validation folds for the out-of-sample `pred_probs_`; 0 skips cross-validation.
+    cv_seeds : int, default 1
+        Independently initialised sets of fold models whose out-of-fold probabilities `pred_probs_`
+        averages. 1 (default) trains one model per fold, as cleanlab's cross-validation does; five
+        sets barely move confident learning's flags and triple the proxy's training time
+        (``benchmarks/proxy_cv_seeds.py``, docs/training-scores.md).
     lr, weight_decay, batch_size : AdamW learning rate, weight decay and mini-batch size.
     random_state : int, default 0
         Seeds every initialisation, data order and fold split.
@@ -115,7 +121,8 @@ class ProxyClassifier:
     n_features_in_ : int
     models_ : list of S torch modules trained on all rows
     seed_pred_probs_ : (S, N, K) in-sample probabilities of each run after E epochs
-    pred_probs_ : (N, K) out-of-sample K-fold probabilities averaged over runs (None when n_folds=0)
+    pred_probs_ : (N, K) out-of-sample K-fold probabilities, averaged over the `cv_seeds` sets of fold
+        models (None when n_folds=0)
     folds_ : (N,) fold index of each row (None when n_folds=0)
     """
 
@@ -126,6 +133,7 @@ class ProxyClassifier:
         n_seeds: int = 5,
         epochs: int = 10,
         n_folds: int = 5,
+        cv_seeds: int = 1,
         lr: float = 1e-2,
         weight_decay: float = 1e-4,
         batch_size: int = 64,
@@ -136,6 +144,7 @@ class ProxyClassifier:
         self.n_seeds = n_seeds
         self.epochs = epochs
         self.n_folds = n_folds
+        self.cv_seeds = cv_seeds
         self.lr = lr
         self.weight_decay = weight_decay
         self.batch_size = batch_size
@@ -144,8 +153,8 @@ class ProxyClassifier:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, by name (scikit-learn style)."""
-        return {k: getattr(self, k) for k in ("hidden", "n_seeds", "epochs", "n_folds", "lr", "weight_decay", "batch_size", "random_state",
-                                                "precision")}
+        names = ("hidden", "n_seeds", "epochs", "n_folds", "cv_seeds", "lr", "weight_decay", "batch_size", "random_state", "precision")
+        return {k: getattr(self, k) for k in names}
 
     def check_params(self, *, prefix: str = "proxy.", names: Mapping[str, str] | None = None) -> "ProxyClassifier":
         """Raise a `ConfigError` for the first bad parameter; `fit` calls it first.
@@ -160,7 +169,7 @@ class ProxyClassifier:
         def key(k: str) -> str:
             return f"{prefix}{names.get(k, k)}"
 
-        for k, low in (("hidden", 0), ("n_seeds", 1), ("epochs", 0), ("batch_size", 1), ("n_folds", 0)):
+        for k, low in (("hidden", 0), ("n_seeds", 1), ("epochs", 0), ("batch_size", 1), ("n_folds", 0), ("cv_seeds", 1)):
             check_positive_int(key(k), getattr(self, k), minimum=low)
         if self.n_folds == 1:
             raise ConfigError(key("n_folds"), 1, "0 (no cross-validation) or an integer >= 2")
@@ -178,7 +187,7 @@ class ProxyClassifier:
         return self.precision
 
     def fit(self, embeddings: Any, labels: Any, *, n_classes: int | None = None, train_mask: Any = None) -> "ProxyClassifier":
-        """Train S runs on all rows (in-sample scores) and S x K fold models (out-of-sample scores).
+        """Train S runs on all rows (in-sample scores) and `cv_seeds` x K fold models (out-of-sample scores).
 
         Parameters
         ----------
@@ -218,12 +227,12 @@ class ProxyClassifier:
         rows = [everything] * self.n_seeds
         order_seeds = [seed_for(self.random_state, s, 1) for s in range(self.n_seeds)]
         self.folds_ = self._folds(y) if self.n_folds else None
-        fold_runs = [(s, f) for s in range(self.n_seeds) for f in range(self.n_folds)]
+        fold_runs = [(s, f) for s in range(self.cv_seeds) for f in range(self.n_folds)]
         for s, f in fold_runs:
             models.append(make_proxy_model(d, k, hidden=self.hidden, random_state=seed_for(self.random_state, s, 2, f)))
             rows.append(np.flatnonzero((self.folds_ != f) & trainable))
             order_seeds.append(seed_for(self.random_state, s, 3, f))
-        # every run (S on all rows, S x n_folds on the other folds' rows) trains in one stacked loop
+        # every run (S on all rows, cv_seeds x n_folds on the other folds' rows) trains in one stacked loop
         train_stacked(models, X, y, rows, order_seeds, epochs=self.epochs, lr=float(self.lr), weight_decay=float(self.weight_decay),
                       batch_size=int(self.batch_size), precision=self.resolved_precision())
         self.models_ = models[: self.n_seeds]
@@ -236,7 +245,7 @@ class ProxyClassifier:
             for (s, f), model in zip(fold_runs, models[self.n_seeds :]):
                 test = self.folds_ == f
                 oof[test] += predict_proxy_model(model, X[test])
-            self.pred_probs_ = oof / self.n_seeds
+            self.pred_probs_ = oof / self.cv_seeds
         return self
 
     def _folds(self, y: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Train many small classifiers on shared features at once, as stacked (batched) parameters.
 
-The EL2N / confident-learning proxy (`datapruner.curation.proxy`) trains S seeds x (1 + K folds)
+The EL2N / confident-learning proxy (`datapruner.curation.proxy`) trains S seeds + (cv_seeds x K folds)
 tiny models, and the pruning-curve benchmark trains dozens of probes per keep fraction. Each of
 those models alone is a few hundred microseconds of arithmetic per step and far more of Python and
 dispatch overhead; `train_stacked` runs one step loop for all of them:

@@ -29,6 +29,7 @@ PROXY_PARAMS_DOC = {
     "n_seeds": "independently initialised proxy runs S, scores averaged over them (default 5)",
     "epochs": "proxy training epochs E per run (default 10)",
     "n_folds": "cross-validation folds for out-of-sample pred_probs (default 5)",
+    "cv_seeds": "independently initialised sets of fold models averaged for out-of-sample pred_probs (default 1: one model per fold)",
     "lr": "proxy learning rate, AdamW (default 0.01)",
     "weight_decay": "proxy weight decay, AdamW (default 0.0001)",
     "proxy_batch_size": "proxy mini-batch size (default 64)",
@@ -44,7 +45,7 @@ COLUMN_PARAMS_DOC = {
 
 
 #: step param name -> ProxyClassifier parameter
-_PROXY_KEYS = {"hidden": "hidden", "n_seeds": "n_seeds", "epochs": "epochs", "n_folds": "n_folds", "lr": "lr",
+_PROXY_KEYS = {"hidden": "hidden", "n_seeds": "n_seeds", "epochs": "epochs", "n_folds": "n_folds", "cv_seeds": "cv_seeds", "lr": "lr",
                "weight_decay": "weight_decay", "proxy_batch_size": "batch_size",
                "proxy_precision": "precision"}
 PRED_PROBS = ("in_sample", "cross_val")
@@ -193,7 +194,7 @@ def view_pred_probs(
     """Predicted probabilities of every row for a step, as (S, N, K); rows that cannot be scored are NaN.
 
     sample : ``"in_sample"`` gives the S proxy runs trained on all rows (S = n_seeds);
-        ``"cross_val"`` the out-of-sample K-fold probabilities averaged over runs (S = 1).
+        ``"cross_val"`` the out-of-sample K-fold probabilities (averaged over `cv_seeds` sets of fold models; S = 1).
         A logits/probs column named in `params` replaces the proxy (S = 1) for either.
     """
     source = column_source(params, where)

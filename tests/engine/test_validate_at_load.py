@@ -37,6 +37,8 @@ CASES = {
                                   r"scorers\[semdedup\]\.params\.batch_size.*assign_rows"),
     "proxy param": ([{"name": "el2n", "params": {"n_seeds": 0}}], [], r"scorers\[el2n\]\.params\.n_seeds.*>= 1"),
     "grand proxy param": ([{"name": "grand", "params": {"lr": -1}}], [], r"scorers\[grand\]\.params\.lr"),
+    "cv_seeds": ([{"name": "confident_learning", "params": {"cv_seeds": 0}}], [], r"scorers\[confident_learning\]\.params\.cv_seeds.*>= 1"),
+    "grand has no folds": ([{"name": "grand", "params": {"cv_seeds": 2}}], [], r"scorers\[grand\]\.params\.cv_seeds"),
 }
 
 

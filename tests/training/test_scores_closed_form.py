@@ -97,6 +97,8 @@ def test_fewer_rows_than_folds_is_rejected():
 def test_proxy_parameters_and_fitting_state_are_checked():
     with pytest.raises(ConfigError, match="proxy.n_folds"):
         ProxyClassifier(n_folds=1).fit(np.eye(4), [0, 1, 0, 1])
+    with pytest.raises(ConfigError, match="proxy.cv_seeds"):
+        ProxyClassifier(cv_seeds=0).fit(np.eye(4), [0, 1, 0, 1])
     with pytest.raises(NotFittedError, match="call fit"):
         ProxyClassifier().predict_proba(np.eye(2))
 

@@ -93,24 +93,26 @@ def test_stacked_rejects_mismatched_inputs(data):
         train_stacked([torch.nn.Sequential(torch.nn.Linear(D, K), torch.nn.Tanh(), torch.nn.Linear(K, K))], X, y, subsets[:1], [1], **SETTINGS)
 
 
-@pytest.mark.parametrize("hidden", [0, 8])
-def test_proxy_fold_and_seed_models_equal_models_trained_alone(data, hidden):
-    """Each of the proxy's S x (1 + n_folds) runs, trained together, equals the same run trained alone."""
+@pytest.mark.parametrize("hidden,cv_seeds", [(0, 1), (8, 1), (0, 3)])
+def test_proxy_fold_and_seed_models_equal_models_trained_alone(data, hidden, cv_seeds):
+    """Each of the proxy's S + cv_seeds x n_folds runs, trained together, equals the same run trained
+    alone, and the out-of-fold probabilities average the cv_seeds sets of fold models."""
     from datapruner.curation.proxy import seed_for
 
     X, y, _ = data
-    proxy = ProxyClassifier(hidden=hidden, n_seeds=2, epochs=3, n_folds=3, batch_size=32, random_state=5, precision="fp32").fit(X, y)
+    proxy = ProxyClassifier(hidden=hidden, n_seeds=2, epochs=3, n_folds=3, cv_seeds=cv_seeds, batch_size=32, random_state=5,
+                            precision="fp32").fit(X, y)
     for s in range(2):
         ref = reference_train(X, y, np.arange(len(y)), hidden=hidden, init_seed=seed_for(5, s, 0), order_seed=seed_for(5, s, 1), **SETTINGS)
         np.testing.assert_allclose(flat(proxy.models_[s]), flat(ref), atol=2e-5)
     oof = np.zeros((len(y), K))
-    for s in range(2):
+    for s in range(cv_seeds):
         for f in range(3):
             test = proxy.folds_ == f
             ref = reference_train(X, y, np.flatnonzero(~test), hidden=hidden, init_seed=seed_for(5, s, 2, f), order_seed=seed_for(5, s, 3, f), **SETTINGS)
             with torch.no_grad():
                 oof[test] += torch.softmax(ref(torch.from_numpy(X[test])), -1).double().numpy()
-    np.testing.assert_allclose(proxy.pred_probs_, oof / 2, atol=1e-5)
+    np.testing.assert_allclose(proxy.pred_probs_, oof / cv_seeds, atol=1e-5)
 
 
 def test_proxy_is_deterministic_and_depends_on_random_state(data):
