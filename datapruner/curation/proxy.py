@@ -104,7 +104,7 @@ class ProxyClassifier:
     cv_seeds : int, default 1
         Independently initialised sets of fold models whose out-of-fold probabilities `pred_probs_`
         averages. 1 (default) trains one model per fold, as cleanlab's cross-validation does; five
-        sets barely move confident learning's flags and triple the proxy's training time
+        sets barely move confident learning's flags and train 30 runs instead of 10
         (``benchmarks/proxy_cv_seeds.py``, docs/training-scores.md).
     lr, weight_decay, batch_size : AdamW learning rate, weight decay and mini-batch size.
     random_state : int, default 0
