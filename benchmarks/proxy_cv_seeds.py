@@ -50,7 +50,7 @@ def measure(name: str, rounds: int, quick: bool) -> dict:
         pp = proxy.pred_probs_
         flags = common.prf(np.asarray(cleanlab.filter.find_label_issues(noisy, pp)), flipped)
         quality[cv_seeds] = {"cl_flags": flags["n_flagged"], "cl_f1": flags["f1"],
-                                  "auroc": float(roc_auc_score(flipped, 1.0 - pp[np.arange(len(noisy)), noisy]))}
+                             "auroc": float(roc_auc_score(flipped, 1.0 - pp[np.arange(len(noisy)), noisy]))}
     return {
         "dataset": f"{name} train", "heldout": name in HELDOUT, "n_rows": run["n_rows"], "n_classes": run["n_classes"], "seconds": seconds,
         "ratio_per_round": [one / five for five, one in zip(seconds["5"], seconds["1"])],
