@@ -235,6 +235,17 @@ def embed_texts(texts: list[str]) -> np.ndarray:
     return emb / np.maximum(norms, 1e-12)
 
 
+def proxy_benchmark_parser(doc: str):
+    """The argument parser the proxy benchmarks share: --quick (1,000 train rows), --rounds, --threads."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="first 1,000 train rows of each dataset")
+    ap.add_argument("--rounds", type=positive_int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    return ap
+
+
 def proxy_fits_in_turn(name: str, variants: dict[str, dict], *, rounds: int, quick: bool, noise_rate: float) -> dict:
     """Fit `ProxyClassifier(**variants[v])` for every variant in turn, `rounds` times, on a dataset's
     train rows (the first 1,000 with `quick`) with `noise_rate` seeded label flips.

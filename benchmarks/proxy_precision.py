@@ -19,7 +19,6 @@ Writes benchmarks/results/proxy_precision.json (quick: proxy_precision_quick.jso
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -78,10 +77,7 @@ def render(runs: list[dict], threads: int, native: bool, loadavg: list[float]) -
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="first 1,000 train rows of each dataset")
-    ap.add_argument("--rounds", type=common.positive_int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
+    ap = common.proxy_benchmark_parser(__doc__)
     args = ap.parse_args(argv)
     from datapruner.curation.stacked_training import native_bf16
 
